@@ -1,0 +1,52 @@
+"""The one error tree of graphkit.
+
+Every error a user can cause (a bad recipe, a corrupt model, a missing data file, a pass that
+changes the numbers) is a :class:`GraphkitError`. The CLI prints its message as one line and
+exits with its ``exit_code``; anything else that escapes is a bug and keeps its traceback.
+"""
+
+from __future__ import annotations
+
+
+class GraphkitError(Exception):
+    """Base class: a user-facing error with a one-line message."""
+
+    exit_code = 2
+
+
+class UsageError(GraphkitError):
+    """Bad command-line usage (unknown flag value, impossible combination)."""
+
+
+class RecipeError(GraphkitError):
+    """A recipe that does not validate. The message names the file and the path inside it."""
+
+
+class AtcConfigError(RecipeError):
+    """ATC settings that break the rules of the Ascend toolchain."""
+
+
+class ModelError(GraphkitError):
+    """A model file that is missing, unreadable, not ONNX, or not what the recipe says."""
+
+
+class DataError(GraphkitError):
+    """A dataset or sample file that is missing or malformed."""
+
+
+class PassError(GraphkitError):
+    """A pass that cannot be found, was given bad parameters, or broke the graph."""
+
+
+class ParityError(GraphkitError):
+    """A pass changed the numbers beyond the recipe's tolerance."""
+
+    exit_code = 1
+
+
+class RunnerError(GraphkitError):
+    """An inference backend failed."""
+
+
+class RunnerUnavailable(RunnerError):
+    """An inference backend is not installed or its hardware is absent."""

@@ -1,0 +1,1 @@
+"""Built-in PyTorch model definitions (need the ``torch`` extra)."""

@@ -1,0 +1,1 @@
+"""Inference backends (installed as ``graphkit.runners``)."""
