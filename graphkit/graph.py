@@ -9,13 +9,26 @@ ModelProto tool such as onnxsim).
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Sequence
+import contextlib
+from collections.abc import Iterable, Iterator, Sequence
 
 import numpy as np
 import onnx
 import onnx_graphsurgeon as gs
 
 DEFAULT_IR_VERSION = 8  # onnxruntime >= 1.14 reads it; keeps models loadable by older tools
+
+
+@contextlib.contextmanager
+def quiet_gs() -> Iterator[None]:
+    """Silence onnx-graphsurgeon's own logger (it prints to stdout) for one block."""
+    logger = gs.logger.G_LOGGER
+    severity = logger.severity
+    logger.severity = logger.CRITICAL
+    try:
+        yield
+    finally:
+        logger.severity = severity
 
 
 def opset_of(graph: gs.Graph) -> int:
@@ -35,10 +48,12 @@ def int64_const(name: str, values: Sequence[int]) -> gs.Constant:
 
 def unique_name(graph: gs.Graph, base: str) -> str:
     """A tensor/node name not yet used in the graph (callers pass a descriptive base)."""
-    taken = getattr(graph, "_graphkit_names", None)
+    # Cached on the graph object itself (gs.Graph's __getattr__ treats unknown names as
+    # registered functions, hence __dict__).
+    taken = graph.__dict__.get("_graphkit_names")
     if taken is None:
         taken = set(graph.tensors().keys()) | {n.name for n in graph.nodes}
-        graph._graphkit_names = taken  # cache on the graph object, not in module state
+        graph.__dict__["_graphkit_names"] = taken
     name, i = base, 0
     while name in taken:
         i += 1
@@ -51,8 +66,12 @@ def _axes_node(
     graph: gs.Graph, op: str, x: gs.Tensor, y: gs.Variable, axes: Sequence[int], name: str
 ) -> gs.Node:
     if opset_of(graph) >= 13:
-        axes_t = int64_const(unique_name(graph, f"{name}_axes"), axes)
-        node = gs.Node(op, name=name, inputs=[x, axes_t], outputs=[y])
+        # One axes constant per distinct value, shared by every Squeeze/Unsqueeze we add.
+        cache = graph.__dict__.setdefault("_graphkit_axes", {})
+        key = tuple(int(a) for a in axes)
+        if key not in cache:
+            cache[key] = int64_const(unique_name(graph, "graphkit_axes_" + "_".join(map(str, key)).replace("-", "m")), key)
+        node = gs.Node(op, name=name, inputs=[x, cache[key]], outputs=[y])
     else:
         node = gs.Node(op, name=name, attrs={"axes": list(axes)}, inputs=[x], outputs=[y])
     graph.nodes.append(node)
@@ -94,14 +113,69 @@ def op_histogram(graph: gs.Graph | onnx.GraphProto) -> Counter[str]:
     return Counter(n.op if isinstance(graph, gs.Graph) else n.op_type for n in nodes)
 
 
+SKELETON_LIMIT = 4096  # initializers with more elements lose their bytes in a skeleton
+
+
+def skeleton(model: onnx.ModelProto, *, limit: int = SKELETON_LIMIT) -> onnx.ModelProto:
+    """The model without the bytes of its large initializers (names, dtypes, dims kept).
+
+    Shape inference and the structural checks need the graph, not the weights: running them on
+    a skeleton avoids serialising a 100+ MB model for each. Small initializers (shape
+    arithmetic, axes) keep their values, so data propagation still sees them; large ones keep
+    their name, dtype and dims but no data, which shape inference accepts.
+    """
+    sk = onnx.ModelProto()
+    sk.ir_version = model.ir_version
+    sk.producer_name = model.producer_name
+    sk.opset_import.extend(model.opset_import)
+    sk.functions.extend(model.functions)
+    src, g = model.graph, sk.graph
+    g.name = src.name
+    g.node.extend(src.node)
+    g.input.extend(src.input)
+    g.output.extend(src.output)
+    g.sparse_initializer.extend(src.sparse_initializer)
+    for t in src.initializer:
+        if int(np.prod(t.dims, dtype=np.int64)) <= limit:
+            g.initializer.append(t)
+        else:
+            e = g.initializer.add()
+            e.name, e.data_type = t.name, t.data_type
+            e.dims.extend(t.dims)
+    return sk
+
+
 def infer_shapes(model: onnx.ModelProto) -> onnx.ModelProto:
-    """onnx shape inference with data propagation; stale value_info is dropped first."""
-    model = onnx.ModelProto.FromString(model.SerializeToString()) if model.graph.value_info else model
-    del model.graph.value_info[:]
+    """onnx shape inference with data propagation, run on a skeleton of the model.
+
+    Refreshes ``model``'s ``value_info`` and output types in place (stale ones are dropped)
+    and returns it; the weights are never copied.
+    """
     try:
-        return onnx.shape_inference.infer_shapes(model, data_prop=True)
+        inferred = onnx.shape_inference.infer_shapes(skeleton(model), data_prop=True)
     except Exception:  # inference is advisory: models it cannot handle are still valid input
         return model
+    del model.graph.value_info[:]  # value_info is derived data: refreshed in place
+    model.graph.value_info.extend(inferred.graph.value_info)
+    for mine, theirs in zip(model.graph.output, inferred.graph.output):
+        mine.type.CopyFrom(theirs.type)
+    return model
+
+
+def check_structure(model: onnx.ModelProto) -> None:
+    """The ONNX checker on the model's structure (nodes, attributes, types, topology).
+
+    Large initializers are checked as empty tensors of their dtype (their bytes come from
+    numpy and are exercised by onnxruntime in the parity check); ``check_model`` on the full
+    model runs once on every emitted file.
+    """
+    sk = skeleton(model)
+    for t in sk.graph.initializer:
+        if not (t.raw_data or t.float_data or t.int64_data or t.int32_data or t.double_data
+                or t.string_data or t.uint64_data):
+            del t.dims[:]
+            t.dims.append(0)
+    onnx.checker.check_model(sk)
 
 
 def import_graph(model: onnx.ModelProto, *, shapes: bool = True) -> gs.Graph:
@@ -134,5 +208,18 @@ def replace_contents(dst: gs.Graph, src: gs.Graph) -> None:
     dst.import_domains = src.import_domains
     if hasattr(src, "functions"):
         dst.functions = src.functions
-    if hasattr(dst, "_graphkit_names"):
-        del dst._graphkit_names
+    dst.__dict__.pop("_graphkit_names", None)
+
+
+def reserve_names(graph: gs.Graph, names: Iterable[str]) -> None:
+    """Keep :func:`unique_name` from handing out ``names`` (e.g. names used inside subgraphs,
+    which share one namespace with the outer graph in ONNX). Also builds unique_name's cache."""
+    taken = graph.__dict__.get("_graphkit_names")  # see unique_name
+    if taken is None:
+        # the names graph.tensors() would give, without its duplicate checks (3x faster)
+        taken = {t.name for n in graph.nodes for ts in (n.inputs, n.outputs) for t in ts}
+        taken.update(t.name for t in (*graph.inputs, *graph.outputs))
+        taken.update(n.name for n in graph.nodes)
+        taken.discard("")
+        graph.__dict__["_graphkit_names"] = taken
+    taken.update(names)

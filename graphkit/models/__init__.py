@@ -1,1 +1,28 @@
-"""Built-in PyTorch model definitions (need the ``torch`` extra)."""
+"""Built-in PyTorch model definitions (they need the ``torch`` extra).
+
+Each entry names a builder ``module:function`` returning the module to export, with its input
+and default output names. Builders are imported only when a recipe uses them, so graphkit
+itself imports without torch.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class ModelInfo:
+    builder: str  # "module:function"(weights: path | None, *, seed: int) -> torch.nn.Module
+    inputs: dict[str, tuple[tuple[int | str, ...], str]]  # name -> (shape, dtype)
+    outputs: tuple[str, ...]  # default output names, in the module's return order
+    summary: str
+
+
+BUILTIN_MODELS: dict[str, ModelInfo] = {
+    "ecapa_tdnn": ModelInfo(
+        builder="graphkit.models.ecapa:build_ecapa",
+        inputs={"mel": (("B", 80, 200), "float32")},
+        outputs=("embedding", "attention"),
+        summary="ECAPA-TDNN of the Ascend guide (Joovvhan variant, seed-models.md §4.2)",
+    ),
+}

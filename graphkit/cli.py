@@ -1,0 +1,166 @@
+"""The command line: thin subcommands over the library.
+
+Exit codes: 0 ok, 1 parity failure, 2 bad recipe, bad model, bad data or bad usage.
+Errors are one line on stderr; anything that is not a GraphkitError is a bug and keeps its
+traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+from graphkit import __version__
+from graphkit.errors import GraphkitError, UsageError
+
+log = logging.getLogger("graphkit")
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> None:  # argparse exits 2 too; keep our one-line form
+        raise UsageError(f"{self.prog}: {message}")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = _Parser(prog="graphkit", description=__doc__.splitlines()[0])
+    p.add_argument("--version", action="version", version=f"graphkit {__version__}")
+    p.add_argument("-v", "--verbose", action="store_true", help="debug logging and tracebacks")
+    p.add_argument("-q", "--quiet", action="store_true", help="warnings and errors only")
+    sub = p.add_subparsers(dest="command", required=True, parser_class=_Parser)
+
+    a = sub.add_parser("apply", help="run a recipe: passes, per-batch models, atc.sh, manifest")
+    a.add_argument("recipe", type=Path)
+    a.add_argument("-o", "--out", type=Path, default=None, help="output folder (default out/<name>)")
+    a.add_argument("--batch", default=None, help="comma-separated batch sizes (default: recipe's)")
+    a.add_argument("--weights", type=Path, default=None, help="checkpoint for a built-in model")
+    a.add_argument("--no-parity", action="store_true", help="skip the onnxruntime parity checks")
+    a.add_argument("--dump-passes", action="store_true", help="write every intermediate model")
+    a.add_argument("--json", action="store_true", help="print the manifest instead of the table")
+
+    ps = sub.add_parser("passes", help="list the registered passes")
+    ps.add_argument("--json", action="store_true")
+
+    i = sub.add_parser("inspect", help="inputs, outputs, opset, op histogram, 1-D conv count")
+    i.add_argument("model", type=Path)
+    i.add_argument("--json", action="store_true")
+    return p
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    root = logging.getLogger("graphkit")
+    saved = (root.handlers[:], root.level, root.propagate)
+    try:
+        return _main(argv)
+    finally:  # in-process callers (tests, notebooks) get their logging back
+        root.handlers[:], root.level, root.propagate = saved
+
+
+def _main(argv: Sequence[str] | None) -> int:
+    verbose = False
+    try:
+        args = build_parser().parse_args(argv)
+        verbose = args.verbose
+        _setup_logging(args.verbose, args.quiet)
+        return {"apply": _apply, "passes": _passes, "inspect": _inspect}[args.command](args)
+    except GraphkitError as exc:
+        if verbose:
+            logging.getLogger("graphkit").exception("traceback")
+        print(f"graphkit: error: {exc}", file=sys.stderr)
+        return exc.exit_code
+    except KeyboardInterrupt:
+        print("graphkit: interrupted; nothing was written under a final name", file=sys.stderr)
+        return 130
+
+
+def _setup_logging(verbose: bool, quiet: bool) -> None:
+    level = logging.DEBUG if verbose else logging.WARNING if quiet else logging.INFO
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(logging.Formatter("graphkit: %(message)s"))
+    root = logging.getLogger("graphkit")
+    root.handlers[:] = [handler]
+    root.setLevel(level)
+    root.propagate = False
+
+
+def _apply(args: argparse.Namespace) -> int:
+    from graphkit.apply import apply_recipe
+    from graphkit.recipe import load_recipe, parse_batch_list
+
+    recipe = load_recipe(args.recipe)
+    batches = parse_batch_list(args.batch) if args.batch else None
+    if args.weights is not None and not args.weights.is_file():
+        raise UsageError(f"--weights: file not found: {args.weights}")
+    out = args.out or Path("out") / recipe.name
+    result = apply_recipe(
+        recipe,
+        out,
+        batch_sizes=batches,
+        weights=args.weights,
+        parity=not args.no_parity,
+        dump_passes=args.dump_passes,
+    )
+    if args.json:
+        print(json.dumps(result.manifest, indent=2))
+    else:
+        print(summary_table(result))
+        print(f"\nwrote {len(result.files)} files to {result.out_dir}/ (run atc.sh on a CANN host)")
+    return 0
+
+
+def summary_table(result) -> str:  # noqa: ANN001 - ApplyResult, imported lazily
+    rows = [("batch", "pass", "sites", "nodes", "time", "worst parity")]
+    for r in result.all_records():
+        rows.append(
+            (
+                "all" if r.batch is None else str(r.batch),
+                r.name,
+                str(r.sites),
+                f"{r.nodes_before}→{r.nodes_after}",
+                f"{r.seconds:.2f}s",
+                _worst(r.parity),
+            )
+        )
+    for b in result.batches:
+        rows.append((str(b.batch), "(final model)", "", "", "", _worst(b.parity)))
+    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
+    lines = ["  ".join(c.ljust(w) for c, w in zip(row, widths)).rstrip() for row in rows]
+    lines.insert(1, "  ".join("-" * w for w in widths))
+    return "\n".join(lines)
+
+
+def _worst(parity: dict | None) -> str:
+    if not parity:
+        return "-"
+    name, fig = max(parity.items(), key=lambda kv: kv[1]["max_abs"])
+    cos = min(f["cosine"] for f in parity.values())
+    return f"max|Δ| {fig['max_abs']:.2e} ({name}), min cos {cos:.7f}"
+
+
+def _passes(args: argparse.Namespace) -> int:
+    from graphkit.registry import PassRegistry
+
+    specs = PassRegistry().specs()
+    if args.json:
+        print(json.dumps([
+            {"name": s.name, "contract": str(s.contract), "doc": s.doc,
+             "params": [p.describe() for p in s.params.values()]} for s in specs
+        ], indent=2))
+        return 0
+    for s in specs:
+        params = ", ".join(p.describe() for p in s.params.values()) or "-"
+        print(f"{s.name:18s} {str(s.contract):12s} {s.doc}")
+        print(f"{'':18s} {'':12s} params: {params}")
+    return 0
+
+
+def _inspect(args: argparse.Namespace) -> int:
+    from graphkit.inspect_model import describe, render
+    from graphkit.io import load_model
+
+    info = describe(load_model(args.model))
+    print(json.dumps(info, indent=2) if args.json else render(info))
+    return 0

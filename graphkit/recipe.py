@@ -1,0 +1,469 @@
+"""Recipes: one YAML file per model, validated completely before any model is loaded.
+
+A recipe names the source model, its inputs and outputs, the batch sizes to emit, the pass list
+with parameters, the parity settings and the ATC settings. Every key is checked: unknown keys,
+wrong types, unknown passes, bad parameter names and impossible values are :class:`RecipeError`
+with the file, the path inside it (``passes[2].with.mode``) and the closest valid key.
+
+Schema (see ``recipes/ecapa.yaml`` for a full example)::
+
+    name: ecapa_tdnn                      # file stem of the emitted models
+    source:                               # exactly one of model / onnx
+      model: ecapa_tdnn                   # a built-in PyTorch model (needs the torch extra)
+      weights: path/to/checkpoint.pt      # optional; relative to the recipe; --weights overrides
+      opset: 17                           # 11..17 (ATC's range)
+      # onnx: path/to/model.onnx          # or an existing ONNX file
+    inputs:
+      mel: {shape: [B, 80, 200], dtype: float32, range: [-1.0, 1.0]}
+    outputs: [embedding, attention]
+    batch_sizes: [1, 4, 8, 16, 32, 64]
+    passes:
+      - conv1d_to_conv2d                  # a name, or
+      - pass: simplify                    # a mapping with parameters
+        with: {skip_fuse_bn: true}
+      - pass: mypkg.passes:fuse_thing     # a third-party pass by module:function
+    parity: {seed: 0, batch: 2, tolerance: {...}, samples: [...]}
+    atc: {soc_version: Ascend310P3, ...}
+"""
+
+from __future__ import annotations
+
+import hashlib
+import math
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from graphkit.errors import GraphkitError, PassError, RecipeError
+from graphkit.suggest import did_you_mean
+
+DEFAULT_BATCH_SIZES = (1, 4, 8, 16, 32, 64)  # the ECAPA guide's table
+DEFAULT_OPSET = 17  # highest opset ATC parses (ascend-toolchain.md §3.1: export at 11..17)
+MAX_BATCH = 4096
+DTYPES = ("float32", "float16", "float64", "int64", "int32", "int8", "uint8", "bool")
+SAMPLE_FEATURES = ("ecapa_logmel", "waveform_64600")
+BATCH_PASS = "set_batch_size"  # passes from this one on run once per batch size
+
+
+@dataclass(frozen=True)
+class InputSpec:
+    name: str
+    shape: tuple[int | str, ...]
+    dtype: str = "float32"
+    range: tuple[float, float] | None = None  # seeded inputs: uniform in range, else N(0,1)
+
+    @property
+    def batch_axis(self) -> int | None:
+        symbolic = [i for i, d in enumerate(self.shape) if isinstance(d, str)]
+        return symbolic[0] if symbolic else None
+
+    def concrete(self, batch: int) -> tuple[int, ...]:
+        return tuple(batch if isinstance(d, str) else d for d in self.shape)
+
+
+@dataclass(frozen=True)
+class SourceSpec:
+    model: str | None = None
+    onnx: Path | None = None
+    weights: Path | None = None
+    opset: int = DEFAULT_OPSET
+
+
+@dataclass(frozen=True)
+class PassStep:
+    name: str
+    params: Mapping[str, Any]
+    where: str  # e.g. "recipes/ecapa.yaml: passes[2]"
+
+
+@dataclass(frozen=True)
+class Tolerance:
+    max_abs: float = 1e-4
+    max_rel: float | None = None
+    min_cosine: float | None = 0.99999
+
+
+@dataclass(frozen=True)
+class SampleSpec:
+    input: str
+    features: str | None = None  # how to turn files into input rows (SAMPLE_FEATURES)
+    audio: Path | None = None  # a folder (searched recursively) or one file
+    npy: Path | None = None  # an array (N, *input shape without batch)
+    count: int = 8
+    required: bool = True
+
+
+@dataclass(frozen=True)
+class ParitySpec:
+    seed: int = 0
+    batch: int = 2
+    tolerance: Tolerance = field(default_factory=Tolerance)
+    per_output: Mapping[str, Tolerance] = field(default_factory=dict)
+    samples: tuple[SampleSpec, ...] = ()
+    strict_approximate: bool = False
+
+    def tolerance_for(self, output: str) -> Tolerance:
+        return self.per_output.get(output, self.tolerance)
+
+
+@dataclass(frozen=True)
+class Recipe:
+    path: Path
+    sha256: str
+    name: str
+    source: SourceSpec
+    inputs: tuple[InputSpec, ...]
+    outputs: tuple[str, ...]
+    batch_sizes: tuple[int, ...]
+    passes: tuple[PassStep, ...]
+    parity: ParitySpec
+    atc: Any  # graphkit.atc.AtcSettings
+
+    @property
+    def base_dir(self) -> Path:
+        return self.path.parent
+
+    def split_passes(self) -> tuple[list[PassStep], list[PassStep]]:
+        """(passes run once on the batch-polymorphic graph, passes run per batch size)."""
+        names = [s.name for s in self.passes]
+        if BATCH_PASS not in names:  # emitted models are static: fix the batch last
+            implicit = PassStep(BATCH_PASS, {}, f"{self.path}: passes (implicit {BATCH_PASS})")
+            return list(self.passes), [implicit]
+        i = names.index(BATCH_PASS)
+        return list(self.passes[:i]), list(self.passes[i:])
+
+
+# ---------------------------------------------------------------------------------------------
+
+
+class _Checker:
+    """Walks the YAML tree; every message carries the file and the path inside it."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+
+    def fail(self, where: str, message: str) -> RecipeError:
+        return RecipeError(f"{self.path}: {where}: {message}" if where else f"{self.path}: {message}")
+
+    def mapping(
+        self, value: Any, where: str, *, required: Sequence[str] = (), allowed: Sequence[str] = ()
+    ) -> dict[str, Any]:
+        if not isinstance(value, dict):
+            raise self.fail(where, f"expected a mapping, got {_kind(value)}")
+        for key in value:
+            if not isinstance(key, str):
+                raise self.fail(where, f"key {key!r} is not a string")
+            if allowed and key not in allowed:
+                raise self.fail(
+                    _join(where, key),
+                    f"unknown key{did_you_mean(key, allowed)} (valid keys: {', '.join(allowed)})",
+                )
+        for key in required:
+            if key not in value:
+                raise self.fail(where, f"missing required key '{key}'")
+        return value
+
+    def string(self, value: Any, where: str) -> str:
+        if not isinstance(value, str) or not value.strip():
+            raise self.fail(where, f"expected a non-empty string, got {_kind(value)}")
+        return value
+
+    def integer(self, value: Any, where: str, *, lo: int | None = None, hi: int | None = None) -> int:
+        if not isinstance(value, int) or isinstance(value, bool):
+            raise self.fail(where, f"expected an integer, got {_kind(value)}")
+        if lo is not None and value < lo:
+            raise self.fail(where, f"{value} is below the minimum {lo}")
+        if hi is not None and value > hi:
+            raise self.fail(where, f"{value} is above the maximum {hi}")
+        return value
+
+    def number(self, value: Any, where: str, *, positive: bool = False) -> float:
+        if not isinstance(value, (int, float)) or isinstance(value, bool):
+            raise self.fail(where, f"expected a number, got {_kind(value)}")
+        if not math.isfinite(value):
+            raise self.fail(where, f"{value} is not finite")
+        if positive and value <= 0:
+            raise self.fail(where, f"{value} must be positive")
+        return float(value)
+
+    def boolean(self, value: Any, where: str) -> bool:
+        if not isinstance(value, bool):
+            raise self.fail(where, f"expected true or false, got {_kind(value)}")
+        return value
+
+    def choice(self, value: Any, where: str, choices: Sequence[str]) -> str:
+        text = self.string(value, where)
+        if text not in choices:
+            raise self.fail(
+                where, f"'{text}' is not one of {', '.join(choices)}{did_you_mean(text, choices)}"
+            )
+        return text
+
+    def file(self, value: Any, where: str, *, must_exist: bool = True) -> Path:
+        path = Path(self.string(value, where)).expanduser()
+        if not path.is_absolute():
+            path = self.path.parent / path
+        if must_exist and not path.exists():
+            raise self.fail(where, f"file not found: {path}")
+        return path
+
+
+def _kind(value: Any) -> str:
+    if value is None:
+        return "nothing (null)"
+    return f"{type(value).__name__} {value!r}" if not isinstance(value, (dict, list)) else type(
+        value
+    ).__name__
+
+
+def _join(where: str, key: str | int) -> str:
+    if isinstance(key, int):
+        return f"{where}[{key}]"
+    return f"{where}.{key}" if where else key
+
+
+TOP_KEYS = ("name", "source", "inputs", "outputs", "batch_sizes", "passes", "parity", "atc")
+
+
+def load_recipe(path: str | Path, *, registry: Any = None) -> Recipe:
+    """Read and validate a recipe file. Raises RecipeError on any problem."""
+    path = Path(path)
+    if not path.is_file():
+        raise RecipeError(f"{path}: recipe file not found")
+    raw = path.read_bytes()
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise RecipeError(f"{path}: not UTF-8 text (byte {exc.start})") from None
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        at = f"line {mark.line + 1}, column {mark.column + 1}: " if mark else ""
+        problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
+        raise RecipeError(f"{path}: invalid YAML: {at}{problem}") from None
+    except RecursionError:
+        raise RecipeError(f"{path}: invalid YAML: nested too deeply") from None
+    return parse_recipe(data, path=path, sha256=hashlib.sha256(raw).hexdigest(), registry=registry)
+
+
+def parse_recipe(data: Any, *, path: Path, sha256: str = "", registry: Any = None) -> Recipe:
+    from graphkit.atc import settings_from_mapping
+    from graphkit.registry import PassRegistry
+
+    c = _Checker(path)
+    if data is None:
+        raise c.fail("", "the recipe is empty")
+    top = c.mapping(data, "", required=("name", "source", "inputs", "passes"), allowed=TOP_KEYS)
+    name = c.string(top["name"], "name")
+    if not all(ch.isalnum() or ch in "-_." for ch in name):
+        raise c.fail("name", f"'{name}' must use letters, digits, '-', '_' or '.' (it names files)")
+    source = _source(c, top["source"])
+    inputs = _inputs(c, top["inputs"])
+    outputs = _outputs(c, top.get("outputs", []))
+    batch_sizes = _batch_sizes(c, top.get("batch_sizes", list(DEFAULT_BATCH_SIZES)))
+    registry = registry or PassRegistry()
+    passes = _passes(c, top["passes"], registry)
+    parity = _parity(c, top.get("parity", {}) or {}, inputs, outputs)
+    atc_data = top.get("atc", {}) or {}
+    c.mapping(atc_data, "atc")
+    atc = settings_from_mapping(atc_data, f"{path}: atc")
+    return Recipe(path, sha256, name, source, inputs, outputs, batch_sizes, passes, parity, atc)
+
+
+def _source(c: _Checker, value: Any) -> SourceSpec:
+    src = c.mapping(value, "source", allowed=("model", "onnx", "weights", "opset"))
+    if ("model" in src) == ("onnx" in src):
+        raise c.fail("source", "give exactly one of 'model' (a built-in model) or 'onnx' (a file)")
+    opset = c.integer(src.get("opset", DEFAULT_OPSET), "source.opset", lo=11, hi=17)
+    if "onnx" in src:
+        if "weights" in src:
+            raise c.fail("source.weights", "weights apply to a built-in model, not to an ONNX file")
+        return SourceSpec(onnx=c.file(src["onnx"], "source.onnx"), opset=opset)
+    from graphkit.models import BUILTIN_MODELS
+
+    model = c.choice(src["model"], "source.model", sorted(BUILTIN_MODELS))
+    weights = None
+    if src.get("weights") is not None:
+        weights = c.file(src["weights"], "source.weights")
+    return SourceSpec(model=model, weights=weights, opset=opset)
+
+
+def _inputs(c: _Checker, value: Any) -> tuple[InputSpec, ...]:
+    items = c.mapping(value, "inputs")
+    if not items:
+        raise c.fail("inputs", "at least one input is needed")
+    out = []
+    for name, spec in items.items():
+        where = _join("inputs", name)
+        if any(ch in name for ch in ":;,"):
+            raise c.fail(where, "input names may not contain ':', ';' or ',' (ATC cannot express them)")
+        spec = c.mapping(spec, where, required=("shape",), allowed=("shape", "dtype", "range"))
+        shape_v = spec["shape"]
+        if not isinstance(shape_v, list) or not shape_v:
+            raise c.fail(_join(where, "shape"), f"expected a non-empty list, got {_kind(shape_v)}")
+        shape: list[int | str] = []
+        for i, d in enumerate(shape_v):
+            dw = f"{where}.shape[{i}]"
+            if isinstance(d, str):
+                if not d.isidentifier():
+                    raise c.fail(dw, f"symbolic dim '{d}' must be an identifier such as B")
+                shape.append(d)
+            else:
+                shape.append(c.integer(d, dw, lo=1))
+        symbolic = [d for d in shape if isinstance(d, str)]
+        if len(symbolic) > 1:
+            raise c.fail(
+                _join(where, "shape"),
+                f"only the batch dim may be symbolic, found {symbolic} (ATC needs static shapes)",
+            )
+        dtype = c.choice(spec.get("dtype", "float32"), _join(where, "dtype"), DTYPES)
+        rng = None
+        if "range" in spec:
+            r = spec["range"]
+            if not isinstance(r, list) or len(r) != 2:
+                raise c.fail(_join(where, "range"), "expected [low, high]")
+            lo, hi = (c.number(x, f"{where}.range[{i}]") for i, x in enumerate(r))
+            if not lo < hi:
+                raise c.fail(_join(where, "range"), f"low {lo} must be below high {hi}")
+            rng = (lo, hi)
+        elif not dtype.startswith("float"):
+            raise c.fail(where, f"an {dtype} input needs a 'range' for its seeded values")
+        out.append(InputSpec(name, tuple(shape), dtype, rng))
+    return tuple(out)
+
+
+def _outputs(c: _Checker, value: Any) -> tuple[str, ...]:
+    if not isinstance(value, list):
+        raise c.fail("outputs", f"expected a list of output names, got {_kind(value)}")
+    names = tuple(c.string(v, f"outputs[{i}]") for i, v in enumerate(value))
+    if len(set(names)) != len(names):
+        raise c.fail("outputs", "output names must be unique")
+    return names
+
+
+def _batch_sizes(c: _Checker, value: Any) -> tuple[int, ...]:
+    if not isinstance(value, list) or not value:
+        raise c.fail("batch_sizes", f"expected a non-empty list of integers, got {_kind(value)}")
+    sizes = tuple(c.integer(v, f"batch_sizes[{i}]", lo=1, hi=MAX_BATCH) for i, v in enumerate(value))
+    if len(set(sizes)) != len(sizes):
+        raise c.fail("batch_sizes", "batch sizes must be unique")
+    return sizes
+
+
+def parse_batch_list(text: str) -> tuple[int, ...]:
+    """'1,4,8' from the command line (--batch)."""
+    from graphkit.errors import UsageError
+
+    try:
+        sizes = tuple(int(t) for t in text.split(",") if t.strip())
+    except ValueError:
+        raise UsageError(f"--batch: '{text}' is not a comma-separated list of integers") from None
+    if not sizes or any(not 1 <= s <= MAX_BATCH for s in sizes):
+        raise UsageError(f"--batch: batch sizes must be between 1 and {MAX_BATCH}, got '{text}'")
+    if len(set(sizes)) != len(sizes):
+        raise UsageError(f"--batch: batch sizes must be unique, got '{text}'")
+    return sizes
+
+
+def _passes(c: _Checker, value: Any, registry: Any) -> tuple[PassStep, ...]:
+    if not isinstance(value, list):
+        raise c.fail("passes", f"expected a list of passes, got {_kind(value)}")
+    steps = []
+    for i, item in enumerate(value):
+        where = f"passes[{i}]"
+        if isinstance(item, str):
+            name, params = item, {}
+        else:
+            item = c.mapping(item, where, required=("pass",), allowed=("pass", "with"))
+            name = c.string(item["pass"], f"{where}.pass")
+            params = item.get("with", {}) or {}
+            c.mapping(params, f"{where}.with")
+        try:
+            spec = registry.get(name)
+            checked = spec.check_params(params, f"{c.path}: {where}.with")
+        except PassError as exc:
+            raise RecipeError(str(exc) if str(exc).startswith(str(c.path)) else f"{c.path}: {where}: {exc}") from None
+        if spec.name == BATCH_PASS and "batch" in params:
+            raise c.fail(f"{where}.with.batch", "set per batch size from batch_sizes; remove it")
+        steps.append(PassStep(spec.name if ":" not in name else name, checked, f"{c.path}: {where}"))
+    names = [s.name for s in steps]
+    if names.count(BATCH_PASS) > 1:
+        raise c.fail("passes", f"'{BATCH_PASS}' may appear once")
+    return tuple(steps)
+
+
+def _tolerance(c: _Checker, value: Any, where: str, base: Tolerance) -> Tolerance:
+    t = c.mapping(value, where, allowed=("max_abs", "max_rel", "min_cosine"))
+    max_abs = c.number(t.get("max_abs", base.max_abs), f"{where}.max_abs", positive=True)
+    max_rel = t.get("max_rel", base.max_rel)
+    if max_rel is not None:
+        max_rel = c.number(max_rel, f"{where}.max_rel", positive=True)
+    cos = t.get("min_cosine", base.min_cosine)
+    if cos is not None:
+        cos = c.number(cos, f"{where}.min_cosine")
+        if not -1.0 <= cos <= 1.0:
+            raise c.fail(f"{where}.min_cosine", f"{cos} is outside [-1, 1]")
+    return Tolerance(max_abs, max_rel, cos)
+
+
+def _parity(
+    c: _Checker, value: Any, inputs: tuple[InputSpec, ...], outputs: tuple[str, ...]
+) -> ParitySpec:
+    p = c.mapping(
+        value, "parity", allowed=("seed", "batch", "tolerance", "samples", "strict_approximate")
+    )
+    seed = c.integer(p.get("seed", 0), "parity.seed", lo=0, hi=2**32 - 1)
+    batch = c.integer(p.get("batch", 2), "parity.batch", lo=1, hi=MAX_BATCH)
+    tol_map = c.mapping(p.get("tolerance", {}) or {}, "parity.tolerance")
+    default = Tolerance()
+    if "default" in tol_map:
+        default = _tolerance(c, tol_map["default"], "parity.tolerance.default", default)
+    per_output = {}
+    for key, val in tol_map.items():
+        if key == "default":
+            continue
+        if outputs and key not in outputs:
+            raise c.fail(
+                f"parity.tolerance.{key}",
+                f"not an output of the recipe{did_you_mean(key, ['default', *outputs])}",
+            )
+        per_output[key] = _tolerance(c, val, f"parity.tolerance.{key}", default)
+    samples_v = p.get("samples", []) or []
+    if not isinstance(samples_v, list):
+        raise c.fail("parity.samples", f"expected a list, got {_kind(samples_v)}")
+    samples = tuple(_sample(c, s, f"parity.samples[{i}]", inputs) for i, s in enumerate(samples_v))
+    strict = c.boolean(p.get("strict_approximate", False), "parity.strict_approximate")
+    return ParitySpec(seed, batch, default, per_output, samples, strict)
+
+
+def _sample(c: _Checker, value: Any, where: str, inputs: tuple[InputSpec, ...]) -> SampleSpec:
+    s = c.mapping(
+        value,
+        where,
+        required=("input",),
+        allowed=("input", "audio", "npy", "features", "count", "required"),
+    )
+    names = [i.name for i in inputs]
+    inp = c.string(s["input"], f"{where}.input")
+    if inp not in names:
+        raise c.fail(f"{where}.input", f"'{inp}' is not a recipe input{did_you_mean(inp, names)}")
+    if ("audio" in s) == ("npy" in s):
+        raise c.fail(where, "give exactly one of 'audio' (files + features) or 'npy' (an array)")
+    required = c.boolean(s.get("required", True), f"{where}.required")
+    count = c.integer(s.get("count", 8), f"{where}.count", lo=1, hi=MAX_BATCH)
+    if "audio" in s:
+        features = c.choice(s.get("features"), f"{where}.features", SAMPLE_FEATURES)
+        audio = c.file(s["audio"], f"{where}.audio", must_exist=required)
+        return SampleSpec(inp, features, audio, None, count, required)
+    if "features" in s:
+        raise c.fail(f"{where}.features", "features apply to audio samples, not to npy arrays")
+    npy = c.file(s["npy"], f"{where}.npy", must_exist=required)
+    return SampleSpec(inp, None, None, npy, count, required)
+
+
+def recipe_error_line(exc: GraphkitError) -> str:
+    return str(exc).splitlines()[0] if str(exc) else type(exc).__name__

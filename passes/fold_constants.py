@@ -1,0 +1,37 @@
+"""fold_constants: evaluate every subgraph whose inputs are all constants.
+
+Before: Shape → Gather → Unsqueeze → Concat → Reshape chains, constant arithmetic.
+After: their results as initializers; the nodes are gone.
+Uses onnx-graphsurgeon's folding (onnxruntime evaluates the constant subgraphs) with shape
+folding on, after shape inference (gs folds nothing without shapes: TensorRT#3267).
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+import onnx_graphsurgeon as gs
+
+from graphkit.graph import quiet_gs
+from graphkit.registry import EXACT, register_pass
+
+
+@register_pass("fold_constants", contract=EXACT)
+def fold_constants(
+    graph: gs.Graph,
+    *,
+    fold_shapes: bool = True,
+    partitioning: Literal["none", "basic", "recursive"] = "none",
+    size_threshold: int | None = None,
+) -> int:
+    """Fold constant subgraphs and shape arithmetic into initializers."""
+    before = len(graph.nodes)
+    with quiet_gs():  # gs warns per unfoldable node, on stdout; not useful to users
+        graph.fold_constants(
+            fold_shapes=fold_shapes,
+            partitioning=None if partitioning == "none" else partitioning,
+            size_threshold=size_threshold,
+            error_ok=False,
+        )
+    graph.cleanup()
+    return max(0, before - len(graph.nodes))

@@ -1,0 +1,52 @@
+"""set_batch_size: make the batch dimension static and fold what depended on it.
+
+Before: inputs shaped (B, ...) with a symbolic B; Shape → Gather → Concat → Reshape chains that
+compute sizes from B at run time; intermediate shapes with B.
+After: inputs shaped (batch, ...); shapes re-inferred; the shape arithmetic folded into
+constants. Inputs whose batch dim is already static must already equal ``batch``.
+The pass manager runs this pass once per emitted batch size, filling ``batch`` itself.
+"""
+
+from __future__ import annotations
+
+
+import onnx_graphsurgeon as gs
+
+from graphkit.errors import PassError
+from graphkit.graph import export_model, import_graph, quiet_gs, replace_contents
+from graphkit.registry import EXACT, register_pass
+
+
+@register_pass("set_batch_size", contract=EXACT)
+def set_batch_size(graph: gs.Graph, *, batch: int = 1, axis: int = 0) -> int:
+    """Set the batch dim of every input to ``batch``, re-infer shapes, fold shape arithmetic."""
+    if batch < 1:
+        raise PassError(f"batch must be positive, got {batch}")
+    changed = 0
+    for tensor in graph.inputs:
+        if tensor.shape is None or not len(tensor.shape) > axis:
+            continue
+        dim = tensor.shape[axis]
+        if isinstance(dim, int) and dim > 0:
+            if dim != batch:
+                raise PassError(
+                    f"input '{tensor.name}' has a static batch {dim} on axis {axis}; "
+                    f"it cannot become {batch} (export the model with a dynamic batch)"
+                )
+            continue
+        shape = list(tensor.shape)
+        shape[axis] = batch
+        tensor.shape = shape
+        changed += 1
+    if not changed:
+        return 0
+    # Shapes below the inputs were inferred with a symbolic batch: drop and re-infer them.
+    inputs = {id(t) for t in graph.inputs}
+    for tensor in graph.tensors().values():
+        if isinstance(tensor, gs.Variable) and id(tensor) not in inputs:
+            tensor.shape = None
+    replace_contents(graph, import_graph(export_model(graph)))
+    with quiet_gs():
+        graph.fold_constants(fold_shapes=True, error_ok=False).cleanup()
+    replace_contents(graph, import_graph(export_model(graph)))  # shapes for what was folded
+    return changed

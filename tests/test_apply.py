@@ -1,0 +1,162 @@
+"""graphkit apply end to end on a tiny Conv1d model: outputs, parity stop, CLI exit codes."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import onnx
+import pytest
+import yaml
+import tiny
+
+from graphkit.cli import main
+
+TESTS = Path(__file__).resolve().parent
+DEFAULT_PASSES = "- conv1d_to_conv2d\n- remove_identity\n- set_batch_size\n- fold_constants"
+
+
+def write_recipe(tmp: Path, passes: str = "", extra: dict | None = None,
+                 model: onnx.ModelProto | None = None) -> Path:
+    onnx.save(model or tiny.conv1d_chain(), tmp / "tiny.onnx")
+    data = {
+        "name": "tiny",
+        "source": {"onnx": "tiny.onnx"},
+        "inputs": {"x": {"shape": ["B", 4, 16]}},
+        "outputs": ["y", "pooled"],
+        "batch_sizes": [1, 3],
+        "passes": yaml.safe_load(passes or DEFAULT_PASSES),
+        "atc": {"soc_version": "Ascend310P3", "fusion_switches": {"UBFusion": {"TbeEltwiseFusionPass": "off"}}},
+        **(extra or {}),
+    }
+    recipe = tmp / "tiny.yaml"
+    recipe.write_text(yaml.safe_dump(data, sort_keys=False))
+    return recipe
+
+
+def error_lines(capsys) -> list[str]:
+    """The error lines on stderr: exactly one, the last line, no traceback."""
+    lines = capsys.readouterr().err.strip().splitlines()
+    errors = [line for line in lines if line.startswith("graphkit: error: ")]
+    assert len(errors) == 1 and lines[-1] == errors[0], lines
+    assert not any("Traceback" in line for line in lines)
+    return errors
+
+
+@pytest.fixture(autouse=True)
+def _plugin_path(monkeypatch):
+    monkeypatch.syspath_prepend(str(TESTS))
+
+
+def test_apply_writes_models_script_and_manifest(tmp_path, capsys):
+    recipe = write_recipe(tmp_path)
+    out = tmp_path / "out"
+    assert main(["apply", str(recipe), "-o", str(out)]) == 0
+    names = sorted(p.name for p in out.iterdir())
+    assert names == ["atc.sh", "fusion_switch.cfg", "manifest.json", "tiny_bs1.onnx", "tiny_bs3.onnx"]
+    manifest = json.loads((out / "manifest.json").read_text())
+    assert [b["batch"] for b in manifest["batches"]] == [1, 3]
+    assert manifest["passes"][0]["name"] == "conv1d_to_conv2d"
+    assert manifest["passes"][0]["sites"] == 2
+    for b in manifest["batches"]:
+        model = onnx.load(str(out / b["file"]))
+        onnx.checker.check_model(model, full_check=True)
+        dims = [d.dim_value for d in model.graph.input[0].type.tensor_type.shape.dim]
+        assert dims == [b["batch"], 4, 16]
+        convs = [n for n in model.graph.node if n.op_type == "Conv"]
+        assert all(len(next(a.ints for a in n.attribute if a.name == "kernel_shape")) == 2 for n in convs)
+        assert b["parity"]["y"]["max_abs"] <= 1e-4
+        assert f"--input_shape=\"x:{b['batch']},4,16\"" in b["atc_command"]
+        x = np.random.default_rng(1).standard_normal((b["batch"], 4, 16)).astype(np.float32)
+        ref = tiny.run(tiny.conv1d_chain(), {"x": x})
+        got = tiny.run(model, {"x": x})
+        for r, g in zip(ref, got):
+            np.testing.assert_allclose(g, r, atol=1e-5)
+    script = (out / "atc.sh").read_text()
+    assert script.count("atc --framework=5") == 2
+    assert (out / "atc.sh").stat().st_mode & 0o111
+    assert json.loads((out / "fusion_switch.cfg").read_text()) == {
+        "Switch": {"UBFusion": {"TbeEltwiseFusionPass": "off"}}
+    }
+    table = capsys.readouterr().out
+    assert "conv1d_to_conv2d" in table and "worst parity" in table
+
+
+def test_parity_failure_names_the_pass_and_writes_nothing(tmp_path, capsys):
+    passes = "- conv1d_to_conv2d\n- pass: plugin_passes:scale_first_conv_weight\n- set_batch_size"
+    recipe = write_recipe(tmp_path, passes)
+    out = tmp_path / "out"
+    assert main(["apply", str(recipe), "-o", str(out)]) == 1
+    err = error_lines(capsys)
+    assert "scale_first_conv_weight" in err[0] and "passes[1]" in err[0]
+    assert "worst element" in err[0] and "tolerance max_abs 0.0001" in err[0]
+    assert list(out.iterdir()) == []  # no final output, no staging leftovers
+
+
+def test_per_batch_breach_is_localised_to_its_pass(tmp_path, capsys):
+    passes = "- set_batch_size\n- pass: plugin_passes:scale_first_conv_weight\n  with: {factor: 1.5}"
+    recipe = write_recipe(tmp_path, passes)
+    assert main(["apply", str(recipe), "-o", str(tmp_path / "out")]) == 1
+    err = capsys.readouterr().err
+    assert "at pass 'scale_first_conv_weight'" in err and "batch 1" in err
+
+
+def test_no_parity_skips_checks(tmp_path):
+    passes = "- pass: plugin_passes:scale_first_conv_weight\n- set_batch_size"
+    recipe = write_recipe(tmp_path, passes)
+    assert main(["apply", str(recipe), "-o", str(tmp_path / "out"), "--no-parity", "--batch", "2"]) == 0
+    assert (tmp_path / "out" / "tiny_bs2.onnx").is_file()
+
+
+def test_dump_passes_writes_every_intermediate(tmp_path):
+    recipe = write_recipe(tmp_path)
+    out = tmp_path / "out"
+    assert main(["apply", str(recipe), "-o", str(out), "--dump-passes", "--batch", "2"]) == 0
+    dumped = sorted(p.name for p in (out / "passes").iterdir())
+    assert dumped == [
+        "all_01_conv1d_to_conv2d.onnx",
+        "all_02_remove_identity.onnx",
+        "bs2_01_set_batch_size.onnx",
+        "bs2_02_fold_constants.onnx",
+    ]
+
+
+@pytest.mark.parametrize(
+    "passes, message",
+    [
+        ("- returns_nothing_at_all", "unknown pass 'returns_nothing_at_all'"),
+        ("- pass: plugin_passes:returns_nothing", "returned NoneType"),
+        ("- pass: plugin_passes:break_graph", "produced an invalid model"),
+        ("- pass: plugin_passes:not_a_pass", "not decorated with @graphkit.register_pass"),
+        ("- pass: no_such_module:thing", "cannot import module 'no_such_module'"),
+    ],
+)
+def test_broken_passes_give_one_line(tmp_path, capsys, passes, message):
+    recipe = write_recipe(tmp_path, passes)
+    assert main(["apply", str(recipe), "-o", str(tmp_path / "out")]) == 2
+    err = error_lines(capsys)
+    assert message in err[0], err
+
+
+def test_source_is_a_corrupt_file(tmp_path, capsys):
+    recipe = write_recipe(tmp_path)
+    (tmp_path / "tiny.onnx").write_bytes(b"\x08\x07garbage" * 10)
+    assert main(["apply", str(recipe), "-o", str(tmp_path / "out")]) == 2
+    err = capsys.readouterr().err
+    assert "tiny.onnx" in err and "Traceback" not in err
+
+
+def test_python_dash_m_graphkit(tmp_path):
+    recipe = write_recipe(tmp_path)
+    proc = subprocess.run(
+        [sys.executable, "-m", "graphkit", "apply", str(recipe), "-o", str(tmp_path / "o"), "--batch", "1"],
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert "[1/2] conv1d_to_conv2d" in proc.stderr  # progress per pass
+    assert "bs1 [1/2] set_batch_size" in proc.stderr  # and per batch

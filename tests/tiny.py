@@ -1,0 +1,96 @@
+"""Tiny models built by code for the tests (no golden .onnx files in the repo)."""
+
+from __future__ import annotations
+
+import numpy as np
+import onnx
+from onnx import TensorProto, helper, numpy_helper
+
+
+def conv1d_chain(*, opset: int = 17, channels: int = 4, length: int = 16, seed: int = 0) -> onnx.ModelProto:
+    """x (B,C,L) → Conv1d k3 → Relu → BN → Conv1d k1 → + x → ReduceMean(L) → y (B,C).
+
+    The batch dim is symbolic ("B"); the ReduceMean output is a second graph output ``pooled``
+    so that 3-D and 2-D outputs are both covered.
+    """
+    rng = np.random.default_rng(seed)
+    c = channels
+    inits = [
+        numpy_helper.from_array(rng.standard_normal((c, c, 3)).astype(np.float32) * 0.3, "w1"),
+        numpy_helper.from_array(rng.standard_normal(c).astype(np.float32) * 0.1, "b1"),
+        numpy_helper.from_array((1 + 0.1 * rng.standard_normal(c)).astype(np.float32), "bn_s"),
+        numpy_helper.from_array((0.1 * rng.standard_normal(c)).astype(np.float32), "bn_b"),
+        numpy_helper.from_array((0.1 * rng.standard_normal(c)).astype(np.float32), "bn_m"),
+        numpy_helper.from_array((1 + 0.1 * rng.random(c)).astype(np.float32), "bn_v"),
+        numpy_helper.from_array(rng.standard_normal((c, c, 1)).astype(np.float32) * 0.3, "w2"),
+    ]
+    nodes = [
+        helper.make_node("Conv", ["x", "w1", "b1"], ["c1"], pads=[1, 1], kernel_shape=[3]),
+        helper.make_node("Relu", ["c1"], ["r1"]),
+        helper.make_node("BatchNormalization", ["r1", "bn_s", "bn_b", "bn_m", "bn_v"], ["n1"]),
+        helper.make_node("Conv", ["n1", "w2"], ["c2"], kernel_shape=[1]),
+        helper.make_node("Add", ["c2", "x"], ["y"]),
+        helper.make_node("Identity", ["y"], ["y_id"]),
+        helper.make_node("ReduceMean", ["y_id"], ["pooled"], axes=[2], keepdims=0)
+        if opset < 18
+        else helper.make_node(
+            "ReduceMean", ["y_id", "axes"], ["pooled"], keepdims=0
+        ),
+    ]
+    if opset >= 18:
+        inits.append(numpy_helper.from_array(np.array([2], dtype=np.int64), "axes"))
+    graph = helper.make_graph(
+        nodes,
+        "tiny",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["B", c, length])],
+        [
+            helper.make_tensor_value_info("y", TensorProto.FLOAT, ["B", c, length]),
+            helper.make_tensor_value_info("pooled", TensorProto.FLOAT, ["B", c]),
+        ],
+        inits,
+    )
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", opset)])
+    model.ir_version = 8
+    onnx.checker.check_model(model, full_check=True)
+    return model
+
+
+def run(model: onnx.ModelProto, feed: dict[str, np.ndarray]) -> list[np.ndarray]:
+    import onnxruntime as ort
+
+    sess = ort.InferenceSession(model.SerializeToString(), providers=["CPUExecutionProvider"])
+    return sess.run(None, feed)
+
+
+def apply_pass(model: onnx.ModelProto, name: str, **params):
+    """Run one registered pass as the pass manager does; returns (model, PassResult)."""
+    from graphkit.graph import export_model, import_graph
+    from graphkit.registry import PassRegistry
+
+    spec = PassRegistry().get(name)
+    graph = import_graph(model)
+    result = spec.run(graph, spec.check_params(params, name))
+    graph.cleanup().toposort()
+    return export_model(graph, like=model), result
+
+
+def with_shape_plumbing(*, opset: int = 17) -> onnx.ModelProto:
+    """x (B,4,6) → Reshape(x, Concat(Shape(x)[0], [24])) → Identity → y (B,24).
+
+    The Reshape target depends on the batch at run time, as exporters write it.
+    """
+    text = f"""
+    <ir_version: 8, opset_import: ["" : {opset}]>
+    plumbing (float[B,4,6] x) => (float[B,24] y) {{
+        s = Shape(x)
+        i0 = Constant<value = int64[1] {{0}}>()
+        b = Gather<axis = 0>(s, i0)
+        rest = Constant<value = int64[1] {{24}}>()
+        target = Concat<axis = 0>(b, rest)
+        r = Reshape(x, target)
+        y = Identity(r)
+    }}
+    """
+    model = onnx.parser.parse_model(text)
+    onnx.checker.check_model(model, full_check=True)
+    return model
