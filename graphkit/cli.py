@@ -30,9 +30,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--version", action="version", version=f"graphkit {__version__}")
     p.add_argument("-v", "--verbose", action="store_true", help="debug logging and tracebacks")
     p.add_argument("-q", "--quiet", action="store_true", help="warnings and errors only")
+    # the same flags after the subcommand (SUPPRESS: absent there, they keep the main value)
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("-v", "--verbose", action="store_true", default=argparse.SUPPRESS)
+    common.add_argument("-q", "--quiet", action="store_true", default=argparse.SUPPRESS)
     sub = p.add_subparsers(dest="command", required=True, parser_class=_Parser)
 
-    a = sub.add_parser("apply", help="run a recipe: passes, per-batch models, atc.sh, manifest")
+    a = sub.add_parser(
+        "apply", parents=[common], help="run a recipe: passes, per-batch models, atc.sh, manifest"
+    )
     a.add_argument("recipe", type=Path)
     a.add_argument("-o", "--out", type=Path, default=None, help="output folder (default out/<name>)")
     a.add_argument("--batch", default=None, help="comma-separated batch sizes (default: recipe's)")
@@ -41,10 +47,12 @@ def build_parser() -> argparse.ArgumentParser:
     a.add_argument("--dump-passes", action="store_true", help="write every intermediate model")
     a.add_argument("--json", action="store_true", help="print the manifest instead of the table")
 
-    ps = sub.add_parser("passes", help="list the registered passes")
+    ps = sub.add_parser("passes", parents=[common], help="list the registered passes")
     ps.add_argument("--json", action="store_true")
 
-    i = sub.add_parser("inspect", help="inputs, outputs, opset, op histogram, 1-D conv count")
+    i = sub.add_parser(
+        "inspect", parents=[common], help="inputs, outputs, opset, op histogram, 1-D conv count"
+    )
     i.add_argument("model", type=Path)
     i.add_argument("--json", action="store_true")
     return p

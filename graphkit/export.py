@@ -24,8 +24,8 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import onnx
 
-from graphkit.graph import skeleton
 from graphkit.errors import ModelError
+from graphkit.graph import skeleton
 
 if TYPE_CHECKING:
     import torch

@@ -8,8 +8,8 @@ ModelProto tool such as onnxsim).
 
 from __future__ import annotations
 
-from collections import Counter
 import contextlib
+from collections import Counter
 from collections.abc import Iterable, Iterator, Sequence
 
 import numpy as np
@@ -70,7 +70,8 @@ def _axes_node(
         cache = graph.__dict__.setdefault("_graphkit_axes", {})
         key = tuple(int(a) for a in axes)
         if key not in cache:
-            cache[key] = int64_const(unique_name(graph, "graphkit_axes_" + "_".join(map(str, key)).replace("-", "m")), key)
+            base = "graphkit_axes_" + "_".join(map(str, key)).replace("-", "m")
+            cache[key] = int64_const(unique_name(graph, base), key)
         node = gs.Node(op, name=name, inputs=[x, cache[key]], outputs=[y])
     else:
         node = gs.Node(op, name=name, attrs={"axes": list(axes)}, inputs=[x], outputs=[y])

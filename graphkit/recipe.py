@@ -386,7 +386,10 @@ def _passes(c: _Checker, value: Any, registry: Any) -> tuple[PassStep, ...]:
             spec = registry.get(name)
             checked = spec.check_params(params, f"{c.path}: {where}.with")
         except PassError as exc:
-            raise RecipeError(str(exc) if str(exc).startswith(str(c.path)) else f"{c.path}: {where}: {exc}") from None
+            text = str(exc)
+            if not text.startswith(str(c.path)):
+                text = f"{c.path}: {where}: {text}"
+            raise RecipeError(text) from None
         if spec.name == BATCH_PASS and "batch" in params:
             raise c.fail(f"{where}.with.batch", "set per batch size from batch_sizes; remove it")
         steps.append(PassStep(spec.name if ":" not in name else name, checked, f"{c.path}: {where}"))

@@ -182,7 +182,7 @@ class PassRegistry:
             try:
                 spec = spec_of(ep.load())
             except Exception as exc:  # a broken plugin must not hide the built-ins
-                raise PassError(f"entry point '{ep.name}' ({ep.value}) failed to load: {exc}")
+                raise PassError(f"entry point '{ep.name}' ({ep.value}) failed to load: {exc}") from exc
             if spec is None:
                 raise PassError(f"entry point '{ep.name}' ({ep.value}) is not a @register_pass function")
             self._add(spec)
@@ -227,7 +227,7 @@ def load_reference(ref: str) -> PassSpec:
     try:
         module = importlib.import_module(module_name)
     except ImportError as exc:
-        raise PassError(f"pass reference '{ref}': cannot import module '{module_name}': {exc}")
+        raise PassError(f"pass reference '{ref}': cannot import module '{module_name}': {exc}") from None
     obj = getattr(module, attr, None)
     if obj is None:
         raise PassError(f"pass reference '{ref}': module '{module_name}' has no '{attr}'")

@@ -9,7 +9,6 @@ The pass manager runs this pass once per emitted batch size, filling ``batch`` i
 
 from __future__ import annotations
 
-
 import onnx_graphsurgeon as gs
 
 from graphkit.errors import PassError

@@ -10,8 +10,8 @@ from pathlib import Path
 import numpy as np
 import onnx
 import pytest
-import yaml
 import tiny
+import yaml
 
 from graphkit.cli import main
 
