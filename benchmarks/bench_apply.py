@@ -72,9 +72,12 @@ def main() -> int:
     for name, value in rows:
         print(f"  {name:28s} {value}")
     if args.json:
-        args.json.write_text(json.dumps(
-            {"batches": batches, "apply_s": apply_s, "export_onnxsim_s": baseline, "ratio": ratio},
-            indent=2))
+        args.json.write_text(
+            json.dumps(
+                {"batches": batches, "apply_s": apply_s, "export_onnxsim_s": baseline, "ratio": ratio},
+                indent=2,
+            )
+        )
     return 0
 
 

@@ -120,9 +120,7 @@ def apply_recipe(
                 ref_b = feeds.for_batch(b)
                 figures = _check_batch(ref_b, data, b)
                 if figures is None:  # breach: localise it to a pass, with a check after each
-                    final, brecords = bm.run(
-                        model, stage2, batch=b, extra=[Parity(ref_b, f", batch {b}")]
-                    )
+                    final, brecords = bm.run(model, stage2, batch=b, extra=[Parity(ref_b, f", batch {b}")])
                     data = final.SerializeToString()
                     figures = brecords[-1].parity
             else:
@@ -219,9 +217,7 @@ class _Feeds:
 
     def for_batch(self, batch: int) -> Reference:
         rows = np.arange(batch) % self.n_distinct
-        feed = {
-            i.name: np.take(self.distinct[i.name], rows, axis=i.batch_axis or 0) for i in self.inputs
-        }
+        feed = {i.name: np.take(self.distinct[i.name], rows, axis=i.batch_axis or 0) for i in self.inputs}
         ref = self.reference.rebase([{k: v[rows] for k, v in self.distinct_values.items()}])
         ref.feeds = [feed]
         return ref
@@ -244,9 +240,7 @@ def _real_rows(recipe: Recipe) -> Feed | None:
     feed = {}
     for inp in recipe.inputs:
         rows = per_input.get(inp.name)
-        feed[inp.name] = (
-            filler[inp.name] if rows is None else np.moveaxis(rows[:n], 0, inp.batch_axis or 0)
-        )
+        feed[inp.name] = filler[inp.name] if rows is None else np.moveaxis(rows[:n], 0, inp.batch_axis or 0)
     return feed
 
 

@@ -153,10 +153,20 @@ def _passes(args: argparse.Namespace) -> int:
 
     specs = PassRegistry().specs()
     if args.json:
-        print(json.dumps([
-            {"name": s.name, "contract": str(s.contract), "doc": s.doc,
-             "params": [p.describe() for p in s.params.values()]} for s in specs
-        ], indent=2))
+        print(
+            json.dumps(
+                [
+                    {
+                        "name": s.name,
+                        "contract": str(s.contract),
+                        "doc": s.doc,
+                        "params": [p.describe() for p in s.params.values()],
+                    }
+                    for s in specs
+                ],
+                indent=2,
+            )
+        )
         return 0
     for s in specs:
         params = ", ".join(p.describe() for p in s.params.values()) or "-"

@@ -172,8 +172,15 @@ def check_structure(model: onnx.ModelProto) -> None:
     """
     sk = skeleton(model)
     for t in sk.graph.initializer:
-        if not (t.raw_data or t.float_data or t.int64_data or t.int32_data or t.double_data
-                or t.string_data or t.uint64_data):
+        if not (
+            t.raw_data
+            or t.float_data
+            or t.int64_data
+            or t.int32_data
+            or t.double_data
+            or t.string_data
+            or t.uint64_data
+        ):
             del t.dims[:]
             t.dims.append(0)
     onnx.checker.check_model(sk)

@@ -36,8 +36,11 @@ def describe(model: onnx.ModelProto) -> dict[str, Any]:
     opset = next((o.version for o in model.opset_import if o.domain in ("", "ai.onnx")), None)
     return {
         "inputs": [
-            {"name": vi.name, "shape": _dims(vi), "dtype": onnx.helper.tensor_dtype_to_np_dtype(
-                vi.type.tensor_type.elem_type).name}
+            {
+                "name": vi.name,
+                "shape": _dims(vi),
+                "dtype": onnx.helper.tensor_dtype_to_np_dtype(vi.type.tensor_type.elem_type).name,
+            }
             for vi in model.graph.input
             if vi.name not in inits
         ],
@@ -48,8 +51,9 @@ def describe(model: onnx.ModelProto) -> dict[str, Any]:
         "initializers": len(inits),
         "parameters": int(sum(_numel(t) for t in inits.values())),
         "conv1d": conv1d,
-        "ops": dict(sorted(Counter(n.op_type for n in model.graph.node).items(),
-                           key=lambda kv: (-kv[1], kv[0]))),
+        "ops": dict(
+            sorted(Counter(n.op_type for n in model.graph.node).items(), key=lambda kv: (-kv[1], kv[0]))
+        ),
     }
 
 
@@ -61,8 +65,10 @@ def _numel(t: onnx.TensorProto) -> int:
 
 
 def render(info: dict[str, Any]) -> str:
-    lines = [f"opset {info['opset']}, IR {info['ir_version']}, {info['nodes']} nodes, "
-             f"{info['initializers']} initializers ({info['parameters']:,} values)"]
+    lines = [
+        f"opset {info['opset']}, IR {info['ir_version']}, {info['nodes']} nodes, "
+        f"{info['initializers']} initializers ({info['parameters']:,} values)"
+    ]
     for kind in ("inputs", "outputs"):
         for v in info[kind]:
             shape = ",".join(str(d) for d in v["shape"])

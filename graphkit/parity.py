@@ -50,9 +50,7 @@ def session(model: onnx.ModelProto | bytes):
     return ort.InferenceSession(data, opts, providers=["CPUExecutionProvider"])
 
 
-def run_model(
-    model: onnx.ModelProto | bytes, feeds: Sequence[Feed], outputs: Sequence[str]
-) -> list[Feed]:
+def run_model(model: onnx.ModelProto | bytes, feeds: Sequence[Feed], outputs: Sequence[str]) -> list[Feed]:
     """Run every feed through the model; returns one {output: array} per feed."""
     sess = session(model)
     results = []
@@ -200,6 +198,4 @@ def take_rows(feed: Feed, inputs: Sequence[InputSpec], start: int, stop: int) ->
 
 
 def concat_rows(feeds: Sequence[Feed], inputs: Sequence[InputSpec]) -> Feed:
-    return {
-        s.name: np.concatenate([f[s.name] for f in feeds], axis=s.batch_axis or 0) for s in inputs
-    }
+    return {s.name: np.concatenate([f[s.name] for f in feeds], axis=s.batch_axis or 0) for s in inputs}

@@ -214,9 +214,9 @@ class _Checker:
 def _kind(value: Any) -> str:
     if value is None:
         return "nothing (null)"
-    return f"{type(value).__name__} {value!r}" if not isinstance(value, (dict, list)) else type(
-        value
-    ).__name__
+    return (
+        f"{type(value).__name__} {value!r}" if not isinstance(value, (dict, list)) else type(value).__name__
+    )
 
 
 def _join(where: str, key: str | int) -> str:
@@ -413,12 +413,8 @@ def _tolerance(c: _Checker, value: Any, where: str, base: Tolerance) -> Toleranc
     return Tolerance(max_abs, max_rel, cos)
 
 
-def _parity(
-    c: _Checker, value: Any, inputs: tuple[InputSpec, ...], outputs: tuple[str, ...]
-) -> ParitySpec:
-    p = c.mapping(
-        value, "parity", allowed=("seed", "batch", "tolerance", "samples", "strict_approximate")
-    )
+def _parity(c: _Checker, value: Any, inputs: tuple[InputSpec, ...], outputs: tuple[str, ...]) -> ParitySpec:
+    p = c.mapping(value, "parity", allowed=("seed", "batch", "tolerance", "samples", "strict_approximate"))
     seed = c.integer(p.get("seed", 0), "parity.seed", lo=0, hi=2**32 - 1)
     batch = c.integer(p.get("batch", 2), "parity.batch", lo=1, hi=MAX_BATCH)
     tol_map = c.mapping(p.get("tolerance", {}) or {}, "parity.tolerance")

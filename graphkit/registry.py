@@ -108,9 +108,7 @@ class PassSpec:
             param = self.params[key]
             problem = type_problem(param.annotation, value)
             if problem:
-                raise PassError(
-                    f"{where}.{key}: {problem} (expected {_type_name(param.annotation)})"
-                )
+                raise PassError(f"{where}.{key}: {problem} (expected {_type_name(param.annotation)})")
             out[key] = value
         for param in self.params.values():
             if param.name not in out:

@@ -16,6 +16,12 @@ so no Squeeze -> Unsqueeze pair remains between consecutive convs (the layout co
 ATC inserts around each Conv1d, ascend-toolchain.md §3.3). The rewrite is faithful: kernel,
 dilation, stride, pads, group and auto_pad keep their meaning, unlike ModelZoo's fix_conv1d.py
 (seed-models.md §5.3). Subgraphs (If/Loop/Scan bodies) are left as they are.
+
+Tensors read only inside a region are lifted in place (same name, 4-D shape). A tensor that
+leaves (read outside, by a subgraph, or a graph output) is written as ``<name>_4d`` and one
+Squeeze restores the original tensor, name and readers. A tensor entering from outside is
+lifted once: Unsqueeze for variables, a reshaped copy for constants (originals are never
+mutated, so a weight shared with an outside node keeps its value).
 """
 
 from __future__ import annotations
@@ -87,12 +93,12 @@ def _is_member(node: gs.Node) -> bool:
         return True  # rank <= 3 operands broadcast the same way once lifted (see _Lift._enter)
     if any(r != 3 for r in ranks):
         return False
-    params = _present(node.inputs[1:])
     if node.op == "Conv":
         w = node.inputs[1] if len(node.inputs) > 1 else None
         return isinstance(w, gs.Constant) and rank(w) == 3 and len(_kernel(node, w)) == 1
     if node.op == "BatchNormalization":
         # spatial=0 (opset < 9) has per-position parameters; those would need lifting too.
+        params = _present(node.inputs[1:])
         return node.attrs.get("spatial", 1) == 1 and all(rank(t) == 1 for t in params)
     return True
 

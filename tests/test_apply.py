@@ -19,8 +19,9 @@ TESTS = Path(__file__).resolve().parent
 DEFAULT_PASSES = "- conv1d_to_conv2d\n- remove_identity\n- set_batch_size\n- fold_constants"
 
 
-def write_recipe(tmp: Path, passes: str = "", extra: dict | None = None,
-                 model: onnx.ModelProto | None = None) -> Path:
+def write_recipe(
+    tmp: Path, passes: str = "", extra: dict | None = None, model: onnx.ModelProto | None = None
+) -> Path:
     onnx.save(model or tiny.conv1d_chain(), tmp / "tiny.onnx")
     data = {
         "name": "tiny",
@@ -29,7 +30,10 @@ def write_recipe(tmp: Path, passes: str = "", extra: dict | None = None,
         "outputs": ["y", "pooled"],
         "batch_sizes": [1, 3],
         "passes": yaml.safe_load(passes or DEFAULT_PASSES),
-        "atc": {"soc_version": "Ascend310P3", "fusion_switches": {"UBFusion": {"TbeEltwiseFusionPass": "off"}}},
+        "atc": {
+            "soc_version": "Ascend310P3",
+            "fusion_switches": {"UBFusion": {"TbeEltwiseFusionPass": "off"}},
+        },
         **(extra or {}),
     }
     recipe = tmp / "tiny.yaml"
@@ -69,7 +73,7 @@ def test_apply_writes_models_script_and_manifest(tmp_path, capsys):
         convs = [n for n in model.graph.node if n.op_type == "Conv"]
         assert all(len(next(a.ints for a in n.attribute if a.name == "kernel_shape")) == 2 for n in convs)
         assert b["parity"]["y"]["max_abs"] <= 1e-4
-        assert f"--input_shape=\"x:{b['batch']},4,16\"" in b["atc_command"]
+        assert f'--input_shape="x:{b["batch"]},4,16"' in b["atc_command"]
         x = np.random.default_rng(1).standard_normal((b["batch"], 4, 16)).astype(np.float32)
         ref = tiny.run(tiny.conv1d_chain(), {"x": x})
         got = tiny.run(model, {"x": x})

@@ -56,7 +56,9 @@ def test_inspect_bad_file_is_one_line(tmp_path, capsys, content):
 def test_entry_point_passes_are_found_by_name(monkeypatch):
     monkeypatch.syspath_prepend(str(TESTS))
     ep = EntryPoint("scale_first_conv_weight", "plugin_passes:scale_first_conv_weight", "graphkit.passes")
-    monkeypatch.setattr(registry_mod, "entry_points", lambda group: [ep] if group == "graphkit.passes" else [])
+    monkeypatch.setattr(
+        registry_mod, "entry_points", lambda group: [ep] if group == "graphkit.passes" else []
+    )
     reg = PassRegistry()
     assert "scale_first_conv_weight" in reg.names()
     assert reg.get("scale_first_conv_weight").contract.kind == "exact"
@@ -79,8 +81,20 @@ def test_apply_with_a_guide_format_checkpoint(tmp_path):
     ckpt = tmp_path / "checkpoint.pt"
     torch.save({"step": 1, "model_state_dict": state, "optimizer_state_dict": {}}, ckpt)
     out = tmp_path / "out"
-    code = main(["-q", "apply", str(ROOT / "recipes" / "ecapa.yaml"), "-o", str(out),
-                 "--batch", "2", "--weights", str(ckpt), "--no-parity"])
+    code = main(
+        [
+            "-q",
+            "apply",
+            str(ROOT / "recipes" / "ecapa.yaml"),
+            "-o",
+            str(out),
+            "--batch",
+            "2",
+            "--weights",
+            str(ckpt),
+            "--no-parity",
+        ]
+    )
     assert code == 0
     manifest = json.loads((out / "manifest.json").read_text())
     assert manifest["source"]["weights"] == str(ckpt)

@@ -46,8 +46,7 @@ def rows(librispeech) -> np.ndarray:
 def test_files_and_manifest(emitted):
     names = sorted(p.name for p in emitted.iterdir())
     assert names == sorted(
-        [f"ecapa_tdnn_bs{b}.onnx" for b in BATCHES]
-        + ["atc.sh", "fusion_switch.cfg", "manifest.json"]
+        [f"ecapa_tdnn_bs{b}.onnx" for b in BATCHES] + ["atc.sh", "fusion_switch.cfg", "manifest.json"]
     )
     manifest = json.loads((emitted / "manifest.json").read_text())
     assert [b["batch"] for b in manifest["batches"]] == BATCHES
@@ -84,7 +83,10 @@ def test_structure(emitted, batch):
             consumers.setdefault(i, []).append(n.op_type)
     squeezes = [n for n in model.graph.node if n.op_type == "Squeeze"]
     assert sorted(op for n in squeezes for op in consumers[n.output[0]]) == [
-        "ReduceMean", "ReduceMean", "ReduceMean", "Transpose"
+        "ReduceMean",
+        "ReduceMean",
+        "ReduceMean",
+        "Transpose",
     ]
 
 
@@ -106,9 +108,7 @@ def test_matches_pytorch_on_seeded_and_real_inputs(emitted, rows, reference, bat
     emb, att = tiny.run(model, {"mel": rows[idx]})
     ref_emb, ref_att = reference[0][idx], reference[1][idx]
     assert np.max(np.abs(emb - ref_emb)) <= 1e-4
-    cos = np.sum(emb * ref_emb, axis=1) / (
-        np.linalg.norm(emb, axis=1) * np.linalg.norm(ref_emb, axis=1)
-    )
+    cos = np.sum(emb * ref_emb, axis=1) / (np.linalg.norm(emb, axis=1) * np.linalg.norm(ref_emb, axis=1))
     assert cos.min() >= 0.99999
     assert att.shape == (batch, 200, 1536)
     assert np.max(np.abs(att - ref_att)) <= 1e-5

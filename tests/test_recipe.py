@@ -65,9 +65,18 @@ def test_shipped_recipes_validate():
     "data, expected",
     [
         (mutate(pases=[]), "pases: unknown key; did you mean 'passes'?"),
-        (mutate(passes__0="conv1d_to_conv3d"), "passes[0]: unknown pass 'conv1d_to_conv3d'; did you mean 'conv1d_to_conv2d'?"),
-        (mutate(passes__1__with={"skip_fuse_bnn": True}), "passes[1].with: pass 'simplify' has no parameter 'skip_fuse_bnn'; did you mean 'skip_fuse_bn'?"),
-        (mutate(passes__1__with={"skip_fuse_bn": "yes"}), "passes[1].with.skip_fuse_bn: 'yes' is not true/false"),
+        (
+            mutate(passes__0="conv1d_to_conv3d"),
+            "passes[0]: unknown pass 'conv1d_to_conv3d'; did you mean 'conv1d_to_conv2d'?",
+        ),
+        (
+            mutate(passes__1__with={"skip_fuse_bnn": True}),
+            "passes[1].with: pass 'simplify' has no parameter 'skip_fuse_bnn'; did you mean 'skip_fuse_bn'?",
+        ),
+        (
+            mutate(passes__1__with={"skip_fuse_bn": "yes"}),
+            "passes[1].with.skip_fuse_bn: 'yes' is not true/false",
+        ),
         (mutate(passes__1__wiht={}), "passes[1].wiht: unknown key; did you mean 'with'?"),
         (mutate(batch_sizes=[1, 0, 4]), "batch_sizes[1]: 0 is below the minimum 1"),
         (mutate(batch_sizes="4"), "batch_sizes: expected a non-empty list of integers"),
@@ -85,10 +94,22 @@ def test_shipped_recipes_validate():
         (mutate(passes__0={"with": {}}), "passes[0]: missing required key 'pass'"),
         (mutate(passes=["set_batch_size", {"pass": "set_batch_size"}]), "'set_batch_size' may appear once"),
         (mutate(passes=[{"pass": "set_batch_size", "with": {"batch": 4}}]), "set per batch size"),
-        (mutate(parity={"tolerance": {"embeding": {"max_abs": 1e-3}}}), "parity.tolerance.embeding: not an output of the recipe; did you mean 'embedding'?"),
-        (mutate(parity={"tolerance": {"default": {"max_abs": -1}}}), "parity.tolerance.default.max_abs: -1 must be positive"),
-        (mutate(parity={"samples": [{"input": "mel", "audio": "nowhere"}]}), "parity.samples[0].features: expected a non-empty string"),
-        (mutate(parity={"samples": [{"input": "mel", "audio": "nowhere", "features": "ecapa_logmel"}]}), "parity.samples[0].audio: file not found"),
+        (
+            mutate(parity={"tolerance": {"embeding": {"max_abs": 1e-3}}}),
+            "parity.tolerance.embeding: not an output of the recipe; did you mean 'embedding'?",
+        ),
+        (
+            mutate(parity={"tolerance": {"default": {"max_abs": -1}}}),
+            "parity.tolerance.default.max_abs: -1 must be positive",
+        ),
+        (
+            mutate(parity={"samples": [{"input": "mel", "audio": "nowhere"}]}),
+            "parity.samples[0].features: expected a non-empty string",
+        ),
+        (
+            mutate(parity={"samples": [{"input": "mel", "audio": "nowhere", "features": "ecapa_logmel"}]}),
+            "parity.samples[0].audio: file not found",
+        ),
         (mutate(atc={"soc_version": "Ascend311"}), "atc"),
         (mutate(atc={"sco_version": "Ascend310P3"}), "did you mean 'soc_version'?"),
         (None, "the recipe is empty"),
@@ -117,8 +138,13 @@ def test_not_utf8_and_missing_file(tmp_path):
 
 @pytest.mark.parametrize(
     "data",
-    [mutate(passes__0="conv1d_to_conv3d"), mutate(pases=[]), mutate(batch_sizes=[0]),
-     mutate(source__weights="missing.pt"), mutate(inputs__mel__shape="x")],
+    [
+        mutate(passes__0="conv1d_to_conv3d"),
+        mutate(pases=[]),
+        mutate(batch_sizes=[0]),
+        mutate(source__weights="missing.pt"),
+        mutate(inputs__mel__shape="x"),
+    ],
 )
 def test_cli_bad_recipe_exit_2_one_line(tmp_path, capsys, data):
     assert main(["apply", str(write(tmp_path, data)), "-o", str(tmp_path / "o")]) == 2

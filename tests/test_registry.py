@@ -41,8 +41,10 @@ def test_signature_rules():
     with pytest.raises(TypeError, match="keyword-only"):
         register_pass("bad_one")(lambda graph, x: 0)
     with pytest.raises(TypeError, match="annotation"):
+
         def f(graph, *, x=1):  # noqa: ANN001
             return 0
+
         register_pass("bad_two")(f)
     with pytest.raises(ValueError, match="snake_case"):
         register_pass("BadName")

@@ -13,6 +13,7 @@ def test_records_ascend_types_without_changing_the_graph():
         "op_select_implmode": "high_performance",
         "optypelist_for_implmode": ["Sigmoid", "SoftmaxV2"],
     }
+
     def nodes(m):
         return [(n.op_type, list(n.input), list(n.output)) for n in m.graph.node]
 

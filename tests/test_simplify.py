@@ -13,6 +13,7 @@ def test_folds_shape_plumbing_and_keeps_numbers():
 
 
 def test_skip_constant_folding_keeps_plumbing():
-    out, _ = tiny.apply_pass(tiny.with_shape_plumbing(), "simplify", skip_constant_folding=True,
-                             perform_optimization=False)
+    out, _ = tiny.apply_pass(
+        tiny.with_shape_plumbing(), "simplify", skip_constant_folding=True, perform_optimization=False
+    )
     assert "Shape" in {n.op_type for n in out.graph.node}

@@ -33,9 +33,7 @@ def conv1d_chain(*, opset: int = 17, channels: int = 4, length: int = 16, seed: 
         helper.make_node("Identity", ["y"], ["y_id"]),
         helper.make_node("ReduceMean", ["y_id"], ["pooled"], axes=[2], keepdims=0)
         if opset < 18
-        else helper.make_node(
-            "ReduceMean", ["y_id", "axes"], ["pooled"], keepdims=0
-        ),
+        else helper.make_node("ReduceMean", ["y_id", "axes"], ["pooled"], keepdims=0),
     ]
     if opset >= 18:
         inits.append(numpy_helper.from_array(np.array([2], dtype=np.int64), "axes"))
