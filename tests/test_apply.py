@@ -164,3 +164,25 @@ def test_python_dash_m_graphkit(tmp_path):
     assert proc.returncode == 0, proc.stderr
     assert "[1/2] conv1d_to_conv2d" in proc.stderr  # progress per pass
     assert "bs1 [1/2] set_batch_size" in proc.stderr  # and per batch
+
+
+def test_set_implmode_reaches_every_atc_line(tmp_path):
+    model = onnx.parser.parse_model("""
+    <ir_version: 8, opset_import: ["" : 17]>
+    g (float[B,4,16] x) => (float[B,4,16] y, float[B,4] pooled) {
+        y = Sigmoid(x)
+        pooled = ReduceMean<axes = [2], keepdims = 0>(y)
+    }
+    """)
+    passes = "- pass: set_implmode\n  with: {op_types: [Sigmoid]}\n- set_batch_size"
+    recipe = write_recipe(tmp_path, passes, model=model)
+    out = tmp_path / "out"
+    assert main(["apply", str(recipe), "-o", str(out)]) == 0
+    lines = [line for line in (out / "atc.sh").read_text().splitlines() if line.startswith("atc ")]
+    assert len(lines) == 2
+    for line in lines:
+        assert '--optypelist_for_implmode="Sigmoid"' in line
+        assert "--op_select_implmode=high_performance" in line
+    manifest = json.loads((out / "manifest.json").read_text())
+    assert manifest["atc"]["settings"]["optypelist_for_implmode"] == ["Sigmoid"]
+    assert manifest["passes"][0]["sites"] == 1
