@@ -27,7 +27,7 @@ import onnx
 
 from graphkit import __version__
 from graphkit import atc as atc_mod
-from graphkit.errors import ParityError, PassError, UsageError
+from graphkit.errors import PassError, UsageError
 from graphkit.io import sha256_bytes, write_bytes
 from graphkit.manager import (
     Checker,
@@ -211,16 +211,14 @@ class _Feeds:
         self.n_distinct = _rows(self.distinct, self.inputs)
 
     def stage1(self) -> Reference:
-        ref = self.reference.rebase(self.reference.values[: len(self.stage1_feeds)])
-        ref.feeds = list(self.stage1_feeds)
-        return ref
+        n = len(self.stage1_feeds)
+        return self.reference.rebase(self.reference.values[:n], self.stage1_feeds)
 
     def for_batch(self, batch: int) -> Reference:
         rows = np.arange(batch) % self.n_distinct
         feed = {i.name: np.take(self.distinct[i.name], rows, axis=i.batch_axis or 0) for i in self.inputs}
-        ref = self.reference.rebase([{k: v[rows] for k, v in self.distinct_values.items()}])
-        ref.feeds = [feed]
-        return ref
+        values = {k: v[rows] for k, v in self.distinct_values.items()}
+        return self.reference.rebase([values], [feed])
 
 
 def _real_rows(recipe: Recipe) -> Feed | None:
@@ -325,4 +323,4 @@ def _settings_dict(settings: Any) -> dict[str, Any]:
     return {f.name: plain(getattr(settings, f.name)) for f in fields(settings)}
 
 
-__all__ = ["ApplyResult", "BatchResult", "ParityError", "apply_recipe"]
+__all__ = ["ApplyResult", "BatchResult", "apply_recipe"]

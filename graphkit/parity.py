@@ -120,10 +120,12 @@ class Reference:
                         f"parity feed {k}: set inputs.*.range or give real samples"
                     )
 
-    def rebase(self, values: list[Feed]) -> Reference:
-        """A reference whose values are ``values`` (after an approximate pass)."""
+    def rebase(self, values: list[Feed], feeds: Sequence[Feed] | None = None) -> Reference:
+        """A reference with other values (after an approximate pass) and optionally other
+        feeds (a subset of rows whose values are known)."""
         other = object.__new__(Reference)
-        other.feeds, other.outputs, other.spec, other.values = self.feeds, self.outputs, self.spec, values
+        other.feeds = list(self.feeds if feeds is None else feeds)
+        other.outputs, other.spec, other.values = self.outputs, self.spec, values
         return other
 
     def measure(self, model: onnx.ModelProto | bytes) -> tuple[dict[str, Figures], list[Feed]]:
@@ -187,14 +189,6 @@ def seeded_rows(inputs: Sequence[InputSpec], rows: int, seed: int) -> Feed:
             arr = rng.standard_normal(size=shape)
         feed[spec.name] = arr.astype(spec.dtype)
     return feed
-
-
-def take_rows(feed: Feed, inputs: Sequence[InputSpec], start: int, stop: int) -> Feed:
-    out = {}
-    for spec in inputs:
-        axis = spec.batch_axis or 0
-        out[spec.name] = np.take(feed[spec.name], np.arange(start, stop), axis=axis)
-    return out
 
 
 def concat_rows(feeds: Sequence[Feed], inputs: Sequence[InputSpec]) -> Feed:

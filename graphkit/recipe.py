@@ -37,7 +37,7 @@ from typing import Any
 
 import yaml
 
-from graphkit.errors import GraphkitError, PassError, RecipeError
+from graphkit.errors import PassError, RecipeError
 from graphkit.suggest import did_you_mean
 
 DEFAULT_BATCH_SIZES = (1, 4, 8, 16, 32, 64)  # the ECAPA guide's table
@@ -462,7 +462,3 @@ def _sample(c: _Checker, value: Any, where: str, inputs: tuple[InputSpec, ...]) 
         raise c.fail(f"{where}.features", "features apply to audio samples, not to npy arrays")
     npy = c.file(s["npy"], f"{where}.npy", must_exist=required)
     return SampleSpec(inp, None, None, npy, count, required)
-
-
-def recipe_error_line(exc: GraphkitError) -> str:
-    return str(exc).splitlines()[0] if str(exc) else type(exc).__name__
