@@ -10,15 +10,11 @@ torch is optional: this module imports without it and :func:`export_onnx` raises
 
 from __future__ import annotations
 
-import contextlib
 import io
 import logging
-import os
 import re
-import sys
-import tempfile
 import warnings
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -26,6 +22,7 @@ import onnx
 
 from graphkit.errors import ModelError
 from graphkit.graph import skeleton
+from graphkit.io import fds_to_debug_log
 
 if TYPE_CHECKING:
     import torch
@@ -73,7 +70,10 @@ def export_onnx(
     examples, dynamic_axes = _example_inputs(torch, inputs)
     buffer = io.BytesIO()
     log_was_on = torch._C._jit_is_onnx_log_enabled()
-    with warnings.catch_warnings(record=True) as caught, _fd1_to_debug_log():
+    with (
+        warnings.catch_warnings(record=True) as caught,
+        fds_to_debug_log(logger, "torch.onnx.export", fds=(1,)),
+    ):
         warnings.simplefilter("always")
         try:
             torch.onnx.export(
@@ -133,30 +133,6 @@ def _name_output_dims(model: onnx.ModelProto, names: set[str]) -> None:
         for dim, new in zip(output.type.tensor_type.shape.dim, got, strict=False):
             if dim.dim_param and new.dim_param in names:
                 dim.dim_param = new.dim_param
-
-
-@contextlib.contextmanager
-def _fd1_to_debug_log() -> Iterator[None]:
-    """Send what is written to file descriptor 1 meanwhile to the debug log.
-
-    When a conversion fails, the legacy exporter's C++ side dumps the whole TorchScript graph to
-    std::cout; library code never prints, so that text goes to the ``graphkit.export`` logger.
-    Process-wide: whatever another thread writes to stdout meanwhile is logged too.
-    """
-    sys.stdout.flush()
-    saved = os.dup(1)
-    with tempfile.TemporaryFile() as sink:
-        os.dup2(sink.fileno(), 1)
-        try:
-            yield
-        finally:
-            sys.stdout.flush()
-            os.dup2(saved, 1)
-            os.close(saved)
-            sink.seek(0)
-            text = sink.read().decode(errors="replace").strip()
-            if text:
-                logger.debug("torch.onnx.export wrote:\n%s", text)
 
 
 def _example_inputs(

@@ -159,7 +159,8 @@ def infer_shapes(model: onnx.ModelProto) -> onnx.ModelProto:
     del model.graph.value_info[:]  # value_info is derived data: refreshed in place
     model.graph.value_info.extend(inferred.graph.value_info)
     for mine, theirs in zip(model.graph.output, inferred.graph.output):
-        mine.type.CopyFrom(theirs.type)
+        if theirs.type.tensor_type.HasField("shape"):  # never erase a declared output shape
+            mine.type.CopyFrom(theirs.type)
     return model
 
 

@@ -8,9 +8,11 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import logging
 import os
+import sys
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 import onnx
@@ -79,3 +81,32 @@ def save_model(model: onnx.ModelProto, path: str | Path) -> bytes:
     data = model.SerializeToString()
     write_bytes(path, data)
     return data
+
+
+@contextlib.contextmanager
+def fds_to_debug_log(logger: logging.Logger, what: str, fds: Sequence[int] = (1, 2)) -> Iterator[None]:
+    """Send what native code writes to file descriptors ``fds`` meanwhile to the debug log.
+
+    Native libraries print straight to the process's stdout/stderr (torch's exporter dumps its
+    graph on failure; onnxsim warns per op it cannot fold); library code never prints, so that
+    text goes to ``logger`` at debug level. Process-wide: whatever another thread writes to
+    those descriptors meanwhile is logged too.
+    """
+    sys.stdout.flush()
+    sys.stderr.flush()
+    saved = {fd: os.dup(fd) for fd in fds}
+    with tempfile.TemporaryFile() as sink:
+        for fd in fds:
+            os.dup2(sink.fileno(), fd)
+        try:
+            yield
+        finally:
+            sys.stdout.flush()
+            sys.stderr.flush()
+            for fd, copy in saved.items():
+                os.dup2(copy, fd)
+                os.close(copy)
+            sink.seek(0)
+            text = sink.read().decode(errors="replace").strip()
+            if text:
+                logger.debug("%s wrote:\n%s", what, text)

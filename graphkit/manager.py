@@ -21,7 +21,7 @@ import onnx
 
 from graphkit.errors import GraphkitError, ParityError, PassError
 from graphkit.graph import check_structure, export_model, import_graph, op_histogram
-from graphkit.parity import Reference, first_breach, parity_message
+from graphkit.parity import OrtFailure, Reference, first_breach, parity_message
 from graphkit.recipe import BATCH_PASS, ParitySpec, PassStep
 from graphkit.registry import PassRegistry, PassSpec
 
@@ -140,7 +140,13 @@ class Parity(Instrument):
             event.record.parity = self._last[1]
             return
         spec: ParitySpec = self.reference.spec
-        figures, outputs = self.reference.measure(data)
+        try:
+            figures, outputs = self.reference.measure(data)
+        except OrtFailure as exc:
+            raise ParityError(
+                f"at pass '{event.spec.name}' ({event.step.where}{self.label}): "
+                f"onnxruntime cannot run the rewritten model: {exc}"
+            ) from None
         event.record.parity = {k: f.as_dict() for k, f in figures.items()}
         self._last = (digest, event.record.parity)
         contract = event.spec.contract

@@ -40,9 +40,17 @@ def set_batch_size(graph: gs.Graph, *, batch: int = 1, axis: int = 0) -> int:
     if not changed:
         return 0
     # Shapes below the inputs were inferred with a symbolic batch: drop and re-infer them.
+    # Graph outputs keep a declared shape (ONNX requires one): their batch dim is set, and
+    # inference refines the rest where it can.
     inputs = {id(t) for t in graph.inputs}
+    outputs = {id(t) for t in graph.outputs}
+    symbols = {t.shape[axis] for t in graph.inputs if t.shape is not None and len(t.shape) > axis}
     for tensor in graph.tensors().values():
-        if isinstance(tensor, gs.Variable) and id(tensor) not in inputs:
+        if not isinstance(tensor, gs.Variable) or id(tensor) in inputs:
+            continue
+        if id(tensor) in outputs and tensor.shape is not None:
+            tensor.shape = [batch if i == axis and d in symbols else d for i, d in enumerate(tensor.shape)]
+        elif id(tensor) not in outputs:
             tensor.shape = None
     replace_contents(graph, import_graph(export_model(graph)))
     with quiet_gs():

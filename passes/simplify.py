@@ -7,11 +7,16 @@ pass manager's parity check covers it, with the recipe's seeded and real inputs.
 
 from __future__ import annotations
 
+import logging
+
 import onnx_graphsurgeon as gs
 
 from graphkit.errors import PassError
 from graphkit.graph import export_model, replace_contents
+from graphkit.io import fds_to_debug_log
 from graphkit.registry import EXACT, register_pass
+
+log = logging.getLogger("graphkit.passes.simplify")
 
 
 @register_pass("simplify", contract=EXACT)
@@ -32,17 +37,18 @@ def simplify(
     before = len(graph.nodes)
     model = export_model(graph)
     try:
-        simplified, _ = onnxsim.simplify(
-            model,
-            check_n=0,
-            perform_optimization=perform_optimization,
-            skip_fuse_bn=skip_fuse_bn,
-            skipped_optimizers=list(skipped_optimizers) or None,
-            skip_constant_folding=skip_constant_folding,
-            skip_shape_inference=skip_shape_inference,
-            include_subgraph=include_subgraph,
-            tensor_size_threshold=tensor_size_threshold,
-        )
+        with fds_to_debug_log(log, "onnxsim"):  # it warns per op it cannot fold
+            simplified, _ = onnxsim.simplify(
+                model,
+                check_n=0,
+                perform_optimization=perform_optimization,
+                skip_fuse_bn=skip_fuse_bn,
+                skipped_optimizers=list(skipped_optimizers) or None,
+                skip_constant_folding=skip_constant_folding,
+                skip_shape_inference=skip_shape_inference,
+                include_subgraph=include_subgraph,
+                tensor_size_threshold=tensor_size_threshold,
+            )
     except Exception as exc:  # onnxsim raises bare RuntimeError/ValueError from C++
         raise PassError(f"onnxsim failed: {type(exc).__name__}: {exc}") from exc
     replace_contents(graph, gs.import_onnx(simplified))

@@ -37,3 +37,36 @@ def break_graph(graph: gs.Graph) -> int:
 
 def not_a_pass(graph: gs.Graph) -> int:
     return 0
+
+
+@register_pass("guide_uniform_constants", contract=EXACT)
+def guide_uniform_constants(graph: gs.Graph, *, nodes: int = 15, denominator: int = 16) -> int:
+    """The Ascend guide's modify_onnx.py constant: fill the ``nodes``-node uniform attention
+    maps with 1/``denominator`` (the guide uses 1/16 for the 15-node HS-GAL layers; exact is
+    1/15). Runs after fold_uniform_attention, rewriting the exact 1/15 maps it left."""
+    exact = np.float32(1.0 / nodes)
+    sites = 0
+    for node in graph.nodes:
+        for i, t in enumerate(node.inputs):
+            if not isinstance(t, gs.Constant) or t.values.size < nodes * nodes:
+                continue
+            v = t.values
+            if v.dtype == np.float32 and v.shape[-1] == nodes and np.all(v == exact):
+                node.inputs[i] = gs.Constant(t.name + "_guide", np.full_like(v, 1.0 / denominator))
+                sites += 1
+    return sites
+
+
+@register_pass("add_incompatible_constant", contract=EXACT)
+def add_incompatible_constant(graph: gs.Graph) -> int:
+    """A broken pass: adds a constant whose shape cannot broadcast to the first Relu's output
+    (the ONNX checker accepts it; onnxruntime refuses to load it)."""
+    for node in graph.nodes:
+        if node.op == "Relu":
+            out = node.outputs[0]
+            mid = gs.Variable(out.name + "_pre", dtype=out.dtype)
+            node.outputs[0] = mid
+            bad = gs.Constant(out.name + "_bad", np.zeros(5, dtype=np.float32))
+            graph.nodes.append(gs.Node("Add", inputs=[mid, bad], outputs=[out]))
+            return 1
+    return 0

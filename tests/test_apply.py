@@ -186,3 +186,15 @@ def test_set_implmode_reaches_every_atc_line(tmp_path):
     manifest = json.loads((out / "manifest.json").read_text())
     assert manifest["atc"]["settings"]["optypelist_for_implmode"] == ["Sigmoid"]
     assert manifest["passes"][0]["sites"] == 1
+
+
+@pytest.mark.parametrize("stage", ["before", "after"])
+def test_a_model_onnxruntime_cannot_run_is_stopped_at_its_pass(tmp_path, capsys, stage):
+    broken = "- pass: plugin_passes:add_incompatible_constant"
+    passes = f"{broken}\n- set_batch_size" if stage == "before" else f"- set_batch_size\n{broken}"
+    recipe = write_recipe(tmp_path, passes)
+    out = tmp_path / "out"
+    assert main(["apply", str(recipe), "-o", str(out)]) == 1
+    err = error_lines(capsys)[0]
+    assert "at pass 'add_incompatible_constant'" in err and "onnxruntime cannot run" in err, err
+    assert list(out.iterdir()) == []

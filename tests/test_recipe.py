@@ -87,7 +87,7 @@ def test_shipped_recipes_validate():
         (mutate(inputs__mel__dtype="float"), "inputs.mel.dtype: 'float' is not one of"),
         (mutate(source__weights="missing.pt"), "source.weights: file not found"),
         (mutate(source__opset=19), "source.opset: 19 is above the maximum 17"),
-        (mutate(source__model="ecapa"), "source.model: 'ecapa' is not one of ecapa_tdnn"),
+        (mutate(source__model="ecapa"), "source.model: 'ecapa' is not one of aasist, aasist_l, ecapa_tdnn"),
         (mutate(source={"onnx": "m.onnx", "model": "ecapa_tdnn"}), "give exactly one of 'model'"),
         (mutate(name="a/b"), "name: 'a/b' must use letters"),
         (mutate(passes__0=["x"]), "passes[0]: expected a mapping, got list"),

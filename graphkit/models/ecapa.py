@@ -23,9 +23,7 @@ from __future__ import annotations
 import logging
 import math
 import os
-import re
 from collections.abc import Mapping, Sequence
-from pathlib import Path
 
 from graphkit.errors import ModelError
 from graphkit.export import TORCH_MISSING
@@ -37,6 +35,8 @@ try:
     from torch import Tensor, nn
 except ImportError as exc:  # torch is an optional extra
     raise ModelError(TORCH_MISSING) from exc
+
+from graphkit.models._checkpoint import load_weights
 
 logger = logging.getLogger("graphkit.models")
 
@@ -180,65 +180,13 @@ def build_ecapa(
             seed,
         )
     else:
-        path = Path(weights)
-        state = _read_state_dict(path)
-        _check_state_dict(path, state, model.state_dict())
-        model.load_state_dict(state, strict=True)
+        load_weights(model, weights, "ECAPA-TDNN", hint=_speaker_hint)
     return model.eval()
 
 
-def _read_state_dict(path: Path) -> dict[str, Tensor]:
-    if not path.is_file():
-        what = "is not a file" if path.exists() else "not found"
-        raise ModelError(f"ECAPA-TDNN weights {path}: {what}")
-    try:
-        obj = torch.load(path, map_location="cpu", weights_only=True)
-    except OSError as exc:
-        raise ModelError(f"cannot read ECAPA-TDNN weights {path}: {exc.strerror or exc}") from exc
-    except Exception as exc:  # unpickling arbitrary bytes fails in any way (KeyError, EOFError…)
-        raise ModelError(
-            f"{path} is not a PyTorch checkpoint loadable with weights_only=True ({_load_failure(exc)})"
-        ) from exc
-    state = obj.get("model_state_dict", obj) if isinstance(obj, Mapping) else None
-    if not isinstance(state, Mapping) or not all(
-        isinstance(k, str) and isinstance(v, Tensor) for k, v in state.items()
-    ):
-        raise ModelError(
-            f"{path} holds no state dict: expected a dict of tensors or a checkpoint dict "
-            "with 'model_state_dict'"
-        )
-    return {k.removeprefix("module."): v for k, v in state.items()}
-
-
-def _load_failure(exc: Exception) -> str:
-    """The telling line of a torch.load failure, without its advice paragraphs or colours."""
-    lines = [re.sub(r"\x1b\[[0-9;]*m", "", line).strip() for line in str(exc).splitlines()]
-    lines = [line for line in lines if line]
-    # weights-only refusals put the reason last: "WeightsUnpickler error: Unsupported global: …"
-    telling = [line for line in lines if "WeightsUnpickler error" in line]
-    line = (telling or lines or [""])[0]
-    return f"{type(exc).__name__}: {line}" if line else type(exc).__name__
-
-
-def _first(keys: Sequence[str], n: int = 3) -> str:
-    more = f" and {len(keys) - n} more" if len(keys) > n else ""
-    return ", ".join(keys[:n]) + more
-
-
-def _check_state_dict(path: Path, state: Mapping[str, Tensor], want: Mapping[str, Tensor]) -> None:
-    missing = [k for k in want if k not in state]
-    unexpected = [k for k in state if k not in want]
-    wrong = [k for k in want if k in state and state[k].shape != want[k].shape]
-    problems = []
-    if missing:
-        problems.append(f"missing keys {_first(missing)}")
-    if unexpected:
-        problems.append(f"unexpected keys {_first(unexpected)}")
-    if wrong:
-        shapes = [f"{k} {tuple(state[k].shape)} != {tuple(want[k].shape)}" for k in wrong]
-        problems.append(f"wrong shapes {_first(shapes)}")
-        if all(k.startswith("speaker_embedding.") for k in wrong):
-            n = state[wrong[0]].shape[0]
-            problems.append(f"the checkpoint's head has {n} speakers: pass n_speakers={n}")
-    if problems:
-        raise ModelError(f"ECAPA-TDNN weights {path} do not match the model: {'; '.join(problems)}")
+def _speaker_hint(wrong: Sequence[str], state: Mapping[str, Tensor]) -> str | None:
+    """A head of another size is a checkpoint trained on other speakers: say which n_speakers."""
+    if not all(k.startswith("speaker_embedding.") for k in wrong):
+        return None
+    n = state[wrong[0]].shape[0]
+    return f"the checkpoint's head has {n} speakers: pass n_speakers={n}"

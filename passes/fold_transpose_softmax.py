@@ -1,0 +1,112 @@
+"""fold_transpose_softmax: fold Transpose -> Softmax -> inverse Transpose into one Softmax.
+
+Before::
+
+    x -> Transpose<perm> -> t -> Softmax<axis=a> -> s -> Transpose<perm^-1> -> y
+
+After::
+
+    x -> Softmax<axis=b> -> y
+
+Exporters write a softmax over a non-last axis this way at opset < 13 (AASIST's graph attention,
+seed-models.md §2.5): the Ascend guide's clear_softmax sets b = perm[a], which is right only
+"because the trailing dim is 1" (§3.3 item 2). Here the fold is exact under the node's opset:
+
+* opset >= 13: Softmax normalises over the one axis a of t, which is axis perm[a] of x (t's axis
+  i is x's axis perm[i]), so b = perm[a].
+* opset < 13: Softmax coerces t to 2-D [prod(t.dims < a), prod(t.dims >= a)] and normalises each
+  row, i.e. jointly over x's axes S = {perm[a], ..., perm[r-1]}. The order in which the axes are
+  flattened does not matter (a sum is a sum), and size-1 axes do not change the grouping, so
+  Softmax<axis=b>(x) is the same exactly when S minus the size-1 axes equals {b, ..., r-1} minus
+  the size-1 axes. This needs x's shape: axes of unknown size count as larger than 1 (which
+  only makes the test stricter); an unknown rank refuses the fold.
+
+Refused: either Transpose or the Softmax having another reader (or being a graph output), the
+second perm not the inverse of the first, and the opset < 13 cases no axis b fits.
+"""
+
+from __future__ import annotations
+
+import onnx_graphsurgeon as gs
+
+from graphkit.graph import opset_of, rank
+from graphkit.registry import EXACT, register_pass
+
+_DEFAULT_DOMAINS = (None, "", "ai.onnx")
+
+
+@register_pass("fold_transpose_softmax", contract=EXACT)
+def fold_transpose_softmax(graph: gs.Graph) -> int:
+    """Fold Transpose -> Softmax -> inverse Transpose into one Softmax on the untransposed tensor.
+
+    Returns the number of Softmax nodes folded.
+    """
+    opset = opset_of(graph)
+    outputs = {id(t) for t in graph.outputs}
+    sites = 0
+    for softmax in [n for n in graph.nodes if n.op == "Softmax" and n.domain in _DEFAULT_DOMAINS]:
+        site = _match(softmax, outputs)
+        if site is None:
+            continue
+        first, second = site
+        x, y = first.inputs[0], second.outputs[0]
+        axis = _folded_axis(_perm(first), softmax, x, opset)
+        if axis is None:
+            continue
+        # Transpose_{perm^-1}(Softmax_a(Transpose_perm(x))) = Softmax_b(x)
+        second.outputs.clear()
+        softmax.inputs[0] = x
+        softmax.outputs[0] = y
+        softmax.attrs["axis"] = axis
+        first.inputs.clear()
+        sites += 1
+    return sites
+
+
+def _match(softmax: gs.Node, graph_outputs: set[int]) -> tuple[gs.Node, gs.Node] | None:
+    """The (Transpose, inverse Transpose) around ``softmax``, each link read once, or None."""
+    t, s = softmax.inputs[0], softmax.outputs[0]
+    if not t.inputs or len(t.outputs) != 1 or len(s.outputs) != 1:
+        return None
+    first, second = t.inputs[0], s.outputs[0]
+    if (
+        first.op != "Transpose"
+        or second.op != "Transpose"
+        or id(t) in graph_outputs
+        or id(s) in graph_outputs
+    ):
+        return None
+    if first.domain not in _DEFAULT_DOMAINS or second.domain not in _DEFAULT_DOMAINS:
+        return None
+    p, q = _perm(first), _perm(second)
+    if p is None or q is None or len(p) != len(q) or any(q[p_i] != i for i, p_i in enumerate(p)):
+        return None  # Transpose_q(Transpose_p(x)) = x needs q = p^-1, i.e. q[p[i]] = i
+    return first, second
+
+
+def _perm(node: gs.Node) -> list[int] | None:
+    if "perm" in node.attrs:
+        return [int(p) for p in node.attrs["perm"]]
+    r = rank(node.inputs[0])  # no perm: the axes are reversed
+    return None if r is None else list(range(r - 1, -1, -1))
+
+
+def _folded_axis(perm: list[int], softmax: gs.Node, x: gs.Tensor, opset: int) -> int | None:
+    """The axis b with Softmax_b(x) = Transpose_perm^-1(Softmax_a(Transpose_perm(x))), or None."""
+    r = len(perm)
+    if rank(x) not in (None, r):
+        return None
+    a = int(softmax.attrs.get("axis", -1 if opset >= 13 else 1))
+    if not -r <= a < r:
+        return None
+    a %= r
+    if opset >= 13:
+        return perm[a]
+    if x.shape is None:
+        return None  # which axes have size 1 decides the opset < 13 fold
+    unit = {i for i, d in enumerate(x.shape) if d == 1}
+    grouped = set(perm[a:]) - unit  # x's axes normalised jointly by the coerced Softmax
+    fits = [b for b in range(r) if set(range(b, r)) - unit == grouped]
+    if not fits:
+        return None
+    return perm[a] if perm[a] in fits else max(fits)

@@ -1,0 +1,324 @@
+"""replace_gather_elements: structure before/after, numbers on onnxruntime at several batches, guards."""
+
+from __future__ import annotations
+
+import io
+from collections import Counter
+
+import numpy as np
+import onnx
+import pytest
+import tiny
+from onnx import numpy_helper
+
+from graphkit.graph import export_model, import_graph
+from graphkit.passes.replace_gather_elements import replace_gather_elements
+from graphkit.registry import EXACT, spec_of
+
+# -- helpers -------------------------------------------------------------------------------------
+
+
+def build(text: str, opset: int = 13, **inits: np.ndarray) -> onnx.ModelProto:
+    """A model from ONNX text; keyword arguments become initializers."""
+    model = onnx.parser.parse_model(f'<ir_version: 8, opset_import: ["" : {opset}]>\n{text}')
+    model.graph.initializer.extend(numpy_helper.from_array(v, k) for k, v in inits.items())
+    onnx.checker.check_model(model, full_check=True)
+    return model
+
+
+def rewrite(model: onnx.ModelProto) -> tuple[onnx.ModelProto, int]:
+    graph = import_graph(model)
+    sites = replace_gather_elements(graph)
+    graph.cleanup().toposort()
+    out = export_model(graph, like=model)
+    onnx.checker.check_model(out, full_check=True)
+    return out, sites
+
+
+def same_graph(a: onnx.ModelProto, b: onnx.ModelProto) -> bool:
+    """Same nodes and initializers (inferred value_info may name unknown dims differently)."""
+    nodes = [n.SerializeToString() for n in a.graph.node] == [n.SerializeToString() for n in b.graph.node]
+    inits = [i.SerializeToString() for i in a.graph.initializer] == [
+        i.SerializeToString() for i in b.graph.initializer
+    ]
+    return nodes and inits
+
+
+def assert_untouched(model: onnx.ModelProto) -> None:
+    out, sites = rewrite(model)
+    assert sites == 0
+    graph = import_graph(model)
+    graph.cleanup().toposort()
+    assert same_graph(out, export_model(graph, like=model))
+
+
+def feeds(model: onnx.ModelProto, batch: int, seed: int = 0) -> dict[str, np.ndarray]:
+    """Seeded inputs; every symbolic dim is the batch."""
+    rng = np.random.default_rng(seed)
+    inits = {i.name for i in model.graph.initializer}
+    out = {}
+    for vi in model.graph.input:
+        if vi.name not in inits:
+            shape = [d.dim_value if d.HasField("dim_value") else batch for d in vi.type.tensor_type.shape.dim]
+            out[vi.name] = rng.standard_normal(shape).astype(np.float32)
+    return out
+
+
+def assert_identical(before: onnx.ModelProto, after: onnx.ModelProto, batches: tuple[int, ...]) -> None:
+    for batch in batches:
+        inputs = feeds(before, batch, seed=batch)
+        for a, b in zip(tiny.run(before, inputs), tiny.run(after, inputs)):
+            assert a.shape == b.shape
+            np.testing.assert_array_equal(a, b)  # a gather moves values; nothing is computed
+
+
+def ops(model: onnx.ModelProto) -> Counter[str]:
+    return Counter(n.op_type for n in model.graph.node)
+
+
+def inits_of(model: onnx.ModelProto) -> dict[str, np.ndarray]:
+    return {i.name: numpy_helper.to_array(i) for i in model.graph.initializer}
+
+
+# the GraphPool gather, written by hand: h (B,5,3), TopK k=2 over nodes, rows of h*scores
+POOL = """g (float[{b},5,3] h) => (float[{b},2,3] y) {{
+    s = MatMul(h, w)
+    scores = Sigmoid(s)
+    top, idx = TopK<axis=1>(scores, k)
+    wide = Expand(idx, shape)
+    hs = Mul(h, scores)
+    y = GatherElements<axis=1>(hs, wide)
+}}"""
+POOL_INITS = {
+    "w": np.array([[0.5], [-1.0], [0.25]], np.float32),
+    "k": np.array([2], np.int64),
+    "shape": np.array([1, 1, 3], np.int64),
+}
+
+
+# -- the pass as registered ----------------------------------------------------------------------
+
+
+def test_registered_as_exact_pass_without_parameters():
+    spec = spec_of(replace_gather_elements)
+    assert spec is not None and spec.name == "replace_gather_elements"
+    assert spec.contract == EXACT and not spec.params and spec.doc
+
+
+# -- before / expected ---------------------------------------------------------------------------
+
+
+def test_static_batch_gets_constant_offsets():
+    before = build(POOL.format(b=2), **POOL_INITS)
+    out, sites = rewrite(before)
+    assert sites == 1
+    assert ops(out) == {
+        "MatMul": 1,
+        "Sigmoid": 1,
+        "TopK": 1,
+        "Mul": 1,
+        "Squeeze": 1,
+        "Add": 1,
+        "Reshape": 1,
+        "Gather": 1,
+    }
+    nodes = {n.op_type: n for n in out.graph.node}
+    inits = inits_of(out)
+    # y = Gather<axis=0>(Reshape(hs, [-1, 3]), Squeeze(idx, 2) + [[0], [5]])
+    assert nodes["Gather"].output == ["y"] and nodes["Gather"].attribute[0].i == 0
+    assert nodes["Gather"].input == [nodes["Reshape"].output[0], nodes["Add"].output[0]]
+    assert nodes["Reshape"].input[0] == "hs" and inits[nodes["Reshape"].input[1]].tolist() == [-1, 3]
+    assert nodes["Squeeze"].input[0] == "idx"
+    offsets = next(v for k, v in inits.items() if k in nodes["Add"].input)
+    assert offsets.tolist() == [[0], [5]] and offsets.dtype == np.int64
+    assert_identical(before, out, (2,))
+
+
+def test_symbolic_batch_gets_offsets_from_the_shape():
+    before = build(POOL.format(b="B"), **POOL_INITS)
+    out, sites = rewrite(before)
+    assert sites == 1 and "GatherElements" not in ops(out)
+    assert {"Shape", "Range", "Mul"} <= set(ops(out))
+    assert_identical(before, out, (1, 2, 5))
+    # once the batch is set, the offsets fold to a constant
+    folded, _ = tiny.apply_pass(out, "set_batch_size", batch=3)
+    assert "Range" not in ops(folded) and "Shape" not in ops(folded)
+    assert_identical(before, folded, (3,))
+
+
+def test_indices_unsqueezed_from_topk_on_a_rank2_score():
+    before = build(
+        """g (float[B,5,3] h, float[B,5] scores) => (float[B,2,3] y) {
+            top, idx2 = TopK<axis=1>(scores, k)
+            idx = Unsqueeze(idx2, axes)
+            wide = Expand(idx, shape)
+            y = GatherElements<axis=-2>(h, wide)
+        }""",
+        axes=np.array([2], np.int64),
+        **POOL_INITS,
+    )
+    out, sites = rewrite(before)
+    assert sites == 1 and "Squeeze" not in ops(out) and "Unsqueeze" not in ops(out)
+    add = next(n for n in out.graph.node if n.op_type == "Add")
+    assert "idx2" in add.input  # the Unsqueeze's input is the (B,k) row list
+    assert_identical(before, out, (1, 4))
+
+
+def test_negative_indices_are_wrapped():
+    before = build(
+        """g (float[2,5,3] h) => (float[2,2,3] y) {
+            wide = Expand(idx, shape)
+            y = GatherElements<axis=1>(h, wide)
+        }""",
+        idx=np.array([[[-1], [0]], [[3], [-5]]], np.int64),
+        shape=np.array([3], np.int64),  # a shorter shape broadcasts from the right
+    )
+    out, sites = rewrite(before)
+    assert sites == 1 and ops(out)["Mod"] == 1
+    assert_identical(before, out, (2,))
+
+
+def test_int32_indices_keep_their_type():
+    before = build(
+        """g (float[B,5,3] h) => (float[B,2,3] y) {
+            h3 = Slice(h, zero, one, two)
+            top, idx64 = TopK<axis=1>(h3, k)
+            idx = Cast<to=6>(idx64)
+            wide = Expand(idx, shape)
+            y = GatherElements<axis=1>(h, wide)
+        }""",
+        zero=np.array([0], np.int64),
+        one=np.array([1], np.int64),
+        two=np.array([2], np.int64),
+        k=np.array([2], np.int64),
+        shape=np.array([1, 1, 3], np.int64),
+    )
+    out, sites = rewrite(before)
+    assert sites == 1 and ops(out)["Cast"] == 2  # the int32 indices, and the offsets to int32
+    assert_identical(before, out, (1, 3))
+
+
+# -- GraphPool from PyTorch ----------------------------------------------------------------------
+
+
+def graph_pool_model(opset: int) -> onnx.ModelProto:
+    torch = pytest.importorskip("torch")
+
+    class GraphPool(torch.nn.Module):
+        """Linear -> sigmoid scores -> top-k nodes -> rows of h * scores (AASIST's GraphPool)."""
+
+        def __init__(self, dim: int = 4, ratio: float = 0.5) -> None:
+            super().__init__()
+            self.proj, self.ratio = torch.nn.Linear(dim, 1), ratio
+
+        def forward(self, h):
+            scores = torch.sigmoid(self.proj(h))
+            _, nodes, feats = h.size()
+            _, idx = torch.topk(scores, max(int(nodes * self.ratio), 1), dim=1)
+            return torch.gather(h * scores, 1, idx.expand(-1, -1, feats))
+
+    torch.manual_seed(0)
+    buf = io.BytesIO()
+    torch.onnx.export(
+        GraphPool().eval(),
+        torch.randn(2, 7, 4),
+        buf,
+        dynamo=False,
+        opset_version=opset,
+        input_names=["h"],
+        output_names=["y"],
+        dynamic_axes={"h": {0: "B"}, "y": {0: "B"}},
+    )
+    return onnx.load_from_string(buf.getvalue())
+
+
+@pytest.mark.filterwarnings("ignore::DeprecationWarning", "ignore::torch.jit.TracerWarning")
+@pytest.mark.parametrize("opset", [11, 17])
+def test_graph_pool_from_torch_every_batch(opset):
+    model = graph_pool_model(opset)
+    assert ops(model)["GatherElements"] == 1
+    out, result = tiny.apply_pass(model, "replace_gather_elements")
+    assert result.sites == 1 and "GatherElements" not in ops(out)
+    assert_identical(model, out, (1, 2, 5))
+    again, result = tiny.apply_pass(out, "replace_gather_elements")
+    assert result.sites == 0
+    # the usual pipeline: static batch, simplify, then the pass
+    static, _ = tiny.apply_pass(model, "set_batch_size", batch=3)
+    static, _ = tiny.apply_pass(static, "simplify")
+    out, result = tiny.apply_pass(static, "replace_gather_elements")
+    assert result.sites == 1 and {"GatherElements", "Range", "Shape"}.isdisjoint(ops(out))
+    assert_identical(model, out, (3,))
+
+
+# -- guards: must not fire -----------------------------------------------------------------------
+
+
+def test_elementwise_gather_is_left_alone():
+    # indices vary along D: each output element picks its own row
+    assert_untouched(
+        build(
+            """g (float[2,5,3] h) => (float[2,2,3] y) { y = GatherElements<axis=1>(h, idx) }""",
+            idx=np.array([[[0, 1, 2], [3, 4, 0]], [[1, 1, 1], [2, 2, 3]]], np.int64),
+        )
+    )
+    # an Expand that broadcasts nothing along D: idx already (B,k,D)
+    assert_untouched(
+        build(
+            """g (float[2,5,3] h, int64[2,2,3] idx) => (float[2,2,3] y) {
+                wide = Expand(idx, shape)
+                y = GatherElements<axis=1>(h, wide)
+            }""",
+            shape=np.array([1, 1, 3], np.int64),
+        )
+    )
+
+
+@pytest.mark.parametrize("axis", [0, 2, -1])
+def test_other_axes_are_left_alone(axis):
+    # along D, Expand(idx (2,5,1)) picks one column per row: not a row gather
+    assert_untouched(
+        build(
+            f"""g (float[2,5,3] h, int64[2,5,1] idx) => (float[2,5,3] y) {{
+                wide = Expand(idx, shape)
+                y = GatherElements<axis={axis}>(h, wide)
+            }}""",
+            shape=np.array([2, 5, 3], np.int64),
+        )
+    )
+
+
+def test_expand_that_repeats_one_row_list_is_left_alone():
+    # idx (B,1,1) expanded to (B,2,3): the k axis is broadcast too
+    assert_untouched(
+        build(
+            """g (float[2,5,3] h, int64[2,1,1] idx) => (float[2,2,3] y) {
+                wide = Expand(idx, shape)
+                y = GatherElements<axis=1>(h, wide)
+            }""",
+            shape=np.array([1, 2, 3], np.int64),
+        )
+    )
+
+
+def test_partial_width_is_left_alone():
+    # indices (B,k,2) on data (B,N,3): the output keeps only the first 2 columns
+    assert_untouched(
+        build(
+            """g (float[2,5,3] h, int64[2,2,1] idx) => (float[2,2,2] y) {
+                wide = Expand(idx, shape)
+                y = GatherElements<axis=1>(h, wide)
+            }""",
+            shape=np.array([1, 1, 2], np.int64),
+        )
+    )
+
+
+def test_unknown_expand_shape_is_left_alone():
+    assert_untouched(
+        build(
+            """g (float[2,5,3] h, int64[2,2,1] idx, int64[3] shape) => (float[?,?,?] y) {
+                wide = Expand(idx, shape)
+                y = GatherElements<axis=1>(h, wide)
+            }"""
+        )
+    )
