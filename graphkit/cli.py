@@ -47,6 +47,52 @@ def build_parser() -> argparse.ArgumentParser:
     a.add_argument("--dump-passes", action="store_true", help="write every intermediate model")
     a.add_argument("--json", action="store_true", help="print the manifest instead of the table")
 
+    e = sub.add_parser("eval", parents=[common], help="the task's metric per batch size and runner")
+    e.add_argument("recipe", type=Path)
+    e.add_argument(
+        "--data",
+        action="append",
+        required=True,
+        metavar="DIR[=LABEL]",
+        help="dataset folder; anti-spoofing: repeat, with =bonafide/=spoof for plain folders",
+    )
+    e.add_argument(
+        "--runner",
+        action="append",
+        default=[],
+        help="torch, export, graphkit, files=DIR, ais_bench[=DEVICE] (default: torch, export, graphkit)",
+    )
+    e.add_argument("--batch", default=None, help="comma-separated batch sizes (default: recipe's)")
+    e.add_argument("--models", type=Path, default=None, help="graphkit apply's output (default out/<name>)")
+    e.add_argument("--weights", type=Path, default=None)
+    e.add_argument("--trials", type=Path, default=None, help="trial list (VoxCeleb format)")
+    e.add_argument("--asv-scores", type=Path, default=None, help="ASV score file, for min t-DCF")
+    e.add_argument("--limit", type=int, default=None, help="evaluate N evenly spaced utterances")
+    e.add_argument("-o", "--out", type=Path, default=None, help="report folder (default <models>/eval)")
+
+    b = sub.add_parser("bench", parents=[common], help="latency and throughput per batch size")
+    b.add_argument("recipe", type=Path)
+    b.add_argument(
+        "--runner",
+        action="append",
+        default=[],
+        help="export, graphkit, torch, ais_bench[=DEVICE] (default: export, graphkit)",
+    )
+    b.add_argument("--batch", default=None)
+    b.add_argument("--models", type=Path, default=None)
+    b.add_argument("--weights", type=Path, default=None)
+    b.add_argument("--loops", type=int, default=10)
+    b.add_argument("--warmup", type=int, default=2)
+    b.add_argument("-o", "--out", type=Path, default=None, help="report folder (default <models>/bench)")
+
+    pp = sub.add_parser("preprocess", parents=[common], help="write input batches as .bin + index.json")
+    pp.add_argument("recipe", type=Path)
+    pp.add_argument("--data", action="append", required=True, metavar="DIR[=LABEL]")
+    pp.add_argument("--batch", type=int, required=True)
+    pp.add_argument("--trials", type=Path, default=None)
+    pp.add_argument("--limit", type=int, default=None)
+    pp.add_argument("-o", "--out", type=Path, required=True)
+
     ps = sub.add_parser("passes", parents=[common], help="list the registered passes")
     ps.add_argument("--json", action="store_true")
 
@@ -73,7 +119,15 @@ def _main(argv: Sequence[str] | None) -> int:
         args = build_parser().parse_args(argv)
         verbose = args.verbose
         _setup_logging(args.verbose, args.quiet)
-        return {"apply": _apply, "passes": _passes, "inspect": _inspect}[args.command](args)
+        commands = {
+            "apply": _apply,
+            "eval": _eval,
+            "bench": _bench,
+            "preprocess": _preprocess,
+            "passes": _passes,
+            "inspect": _inspect,
+        }
+        return commands[args.command](args)
     except GraphkitError as exc:
         if verbose:
             logging.getLogger("graphkit").exception("traceback")
@@ -116,6 +170,98 @@ def _apply(args: argparse.Namespace) -> int:
     else:
         print(summary_table(result))
         print(f"\nwrote {len(result.files)} files to {result.out_dir}/ (run atc.sh on a CANN host)")
+    return 0
+
+
+def _data_args(values: list[str]) -> list[tuple[Path, str | None]]:
+    out = []
+    for v in values:
+        path, sep, label = v.partition("=")
+        if sep and label not in ("bonafide", "spoof"):
+            raise UsageError(f"--data {v}: the label after '=' is bonafide or spoof")
+        out.append((Path(path), label or None))
+    return out
+
+
+def _eval(args: argparse.Namespace) -> int:
+    from graphkit.evaluate import evaluate, plot, render_table
+    from graphkit.io import write_bytes
+    from graphkit.recipe import load_recipe, parse_batch_list
+
+    recipe = load_recipe(args.recipe)
+    if args.limit is not None and args.limit < 2:
+        raise UsageError("--limit must be at least 2")
+    report = evaluate(
+        recipe,
+        _data_args(args.data),
+        runners=args.runner,
+        batch_sizes=parse_batch_list(args.batch) if args.batch else None,
+        models_dir=args.models,
+        weights=args.weights,
+        trials=args.trials,
+        asv_scores=args.asv_scores,
+        limit=args.limit,
+    )
+    out = args.out or Path(report["models_dir"]) / "eval"
+    plot(report, out / "eval.png")
+    curves = report.pop("_curves")
+    write_bytes(out / "eval.json", (json.dumps(report, indent=2) + "\n").encode())
+    del curves
+    print(render_table(report))
+    print(f"\nwrote {out}/eval.json and {out}/eval.png")
+    return 0
+
+
+def _bench(args: argparse.Namespace) -> int:
+    from graphkit.bench import bench, plot, render_table
+    from graphkit.io import write_bytes
+    from graphkit.recipe import load_recipe, parse_batch_list
+
+    recipe = load_recipe(args.recipe)
+    report = bench(
+        recipe,
+        runners=args.runner or ["export", "graphkit"],
+        batch_sizes=parse_batch_list(args.batch) if args.batch else None,
+        models_dir=args.models,
+        weights=args.weights,
+        loops=args.loops,
+        warmup=args.warmup,
+    )
+    out = args.out or (args.models or Path("out") / recipe.name) / "bench"
+    write_bytes(out / "bench.json", (json.dumps(report, indent=2) + "\n").encode())
+    plot(report, out / "bench.png")
+    print(render_table(report))
+    print(f"\nwrote {out}/bench.json and {out}/bench.png")
+    return 0
+
+
+def _preprocess(args: argparse.Namespace) -> int:
+    import numpy as np
+
+    from graphkit.evaluate import load_eval_data
+    from graphkit.preprocess import make_batches, write_batches
+    from graphkit.recipe import load_recipe
+
+    recipe = load_recipe(args.recipe)
+    data = load_eval_data(recipe, _data_args(args.data), trials=args.trials, limit=args.limit, workers=2)
+    task = recipe.task
+    assert task is not None
+    if len(recipe.inputs) != 1:
+        raise UsageError("graphkit preprocess handles single-input models")
+    batches = make_batches(data.n_rows, args.batch)
+
+    def rows_for(items):
+        return {task.input: np.stack([data.features(int(i)) for i in items])}
+
+    meta = {
+        "recipe": str(recipe.path),
+        "recipe_sha256": recipe.sha256,
+        "data": [str(d) for d in args.data],
+        "utterances": data.utterance_ids,
+        "crops": task.crops,
+    }
+    index = write_batches(args.out, batches, rows_for, recipe.inputs, meta)
+    print(f"wrote {len(batches)} batches of {args.batch} to {args.out}/ ({index})")
     return 0
 
 

@@ -109,6 +109,21 @@ class ParitySpec:
         return self.per_output.get(output, self.tolerance)
 
 
+TASK_KINDS = ("speaker_verification", "anti_spoofing")
+
+
+@dataclass(frozen=True)
+class TaskSpec:
+    """How `graphkit eval` turns a dataset into inputs and outputs into the task's metric."""
+
+    kind: str  # TASK_KINDS
+    input: str  # the input the features feed
+    features: str  # SAMPLE_FEATURES
+    output: str  # speaker verification: the embedding; anti-spoofing: the score output
+    score_index: int | None = None  # anti-spoofing: the bona fide column of `output`
+    crops: int = 1  # speaker verification: evenly spaced crops per utterance, embeddings averaged
+
+
 @dataclass(frozen=True)
 class Recipe:
     path: Path
@@ -121,6 +136,7 @@ class Recipe:
     passes: tuple[PassStep, ...]
     parity: ParitySpec
     atc: Any  # graphkit.atc.AtcSettings
+    task: TaskSpec | None = None
 
     @property
     def base_dir(self) -> Path:
@@ -225,7 +241,7 @@ def _join(where: str, key: str | int) -> str:
     return f"{where}.{key}" if where else key
 
 
-TOP_KEYS = ("name", "source", "inputs", "outputs", "batch_sizes", "passes", "parity", "atc")
+TOP_KEYS = ("name", "source", "inputs", "outputs", "batch_sizes", "passes", "parity", "atc", "task")
 
 
 def load_recipe(path: str | Path, *, registry: Any = None) -> Recipe:
@@ -271,7 +287,38 @@ def parse_recipe(data: Any, *, path: Path, sha256: str = "", registry: Any = Non
     atc_data = top.get("atc", {}) or {}
     c.mapping(atc_data, "atc")
     atc = settings_from_mapping(atc_data, f"{path}: atc")
-    return Recipe(path, sha256, name, source, inputs, outputs, batch_sizes, passes, parity, atc)
+    task = _task(c, top["task"], inputs, outputs) if top.get("task") is not None else None
+    return Recipe(path, sha256, name, source, inputs, outputs, batch_sizes, passes, parity, atc, task)
+
+
+def _task(c: _Checker, value: Any, inputs: tuple[InputSpec, ...], outputs: tuple[str, ...]) -> TaskSpec:
+    t = c.mapping(
+        value,
+        "task",
+        required=("kind", "features", "output"),
+        allowed=("kind", "input", "features", "output", "score_index", "crops"),
+    )
+    kind = c.choice(t["kind"], "task.kind", TASK_KINDS)
+    names = [i.name for i in inputs]
+    if "input" in t:
+        inp = c.choice(t["input"], "task.input", names)
+    elif len(names) == 1:
+        inp = names[0]
+    else:
+        raise c.fail("task", f"name the input the features feed ('input': one of {', '.join(names)})")
+    features = c.choice(t["features"], "task.features", SAMPLE_FEATURES)
+    output = c.string(t["output"], "task.output")
+    if outputs and output not in outputs:
+        raise c.fail("task.output", f"'{output}' is not a recipe output{did_you_mean(output, outputs)}")
+    score_index = None
+    if kind == "anti_spoofing":
+        score_index = c.integer(t.get("score_index", 1), "task.score_index", lo=0)
+    elif "score_index" in t:
+        raise c.fail("task.score_index", "applies to anti_spoofing only")
+    crops = c.integer(t.get("crops", 1), "task.crops", lo=1, hi=64)
+    if crops > 1 and kind != "speaker_verification":
+        raise c.fail("task.crops", "applies to speaker_verification only")
+    return TaskSpec(kind, inp, features, output, score_index, crops)
 
 
 def _source(c: _Checker, value: Any) -> SourceSpec:

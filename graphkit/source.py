@@ -79,18 +79,7 @@ def _torch_source(recipe: Recipe, weights: Path | None) -> Source:
             f"{recipe.path}: outputs: model '{recipe.source.model}' has {len(info.outputs)} "
             f"outputs ({', '.join(info.outputs)}), the recipe names {len(outputs)}"
         )
-    if weights is not None and not Path(weights).is_file():
-        raise ModelError(f"{weights}: weights file not found")
-    module_name, _, attr = info.builder.partition(":")
-    try:
-        builder = getattr(importlib.import_module(module_name), attr)
-    except ImportError as exc:
-        raise ModelError(
-            f"model '{recipe.source.model}' needs PyTorch ({exc.name} is missing): "
-            "pip install torch==2.13.0 && pip install 'graphkit[torch]'"
-        ) from None
-    log.info("building %s (%s)", recipe.source.model, weights or "seeded weights")
-    module = builder(weights, seed=recipe.parity.seed)
+    module = build_module(recipe, weights)
     log.info("exporting to ONNX (opset %d)", recipe.source.opset)
     model = export_onnx(
         module,
@@ -107,6 +96,28 @@ def _torch_source(recipe: Recipe, weights: Path | None) -> Source:
         "sha256": sha256_bytes(model.SerializeToString()),
     }
     return Source(model, tuple(outputs), meta)
+
+
+def build_module(recipe: Recipe, weights: Path | None = None) -> Any:
+    """The recipe's built-in PyTorch model (eval mode), with ``weights`` or the recipe's."""
+    from graphkit.models import BUILTIN_MODELS
+
+    if recipe.source.model is None:
+        raise RecipeError(f"{recipe.path}: the source is an ONNX file; there is no PyTorch model")
+    weights = weights or recipe.source.weights
+    if weights is not None and not Path(weights).is_file():
+        raise ModelError(f"{weights}: weights file not found")
+    info = BUILTIN_MODELS[recipe.source.model]
+    module_name, _, attr = info.builder.partition(":")
+    try:
+        builder = getattr(importlib.import_module(module_name), attr)
+    except ImportError as exc:
+        raise ModelError(
+            f"model '{recipe.source.model}' needs PyTorch ({exc.name} is missing): "
+            "pip install torch==2.13.0 && pip install 'graphkit[torch]'"
+        ) from None
+    log.info("building %s (%s)", recipe.source.model, weights or "seeded weights")
+    return builder(weights, seed=recipe.parity.seed)
 
 
 def _graph_inputs(model: onnx.ModelProto) -> dict[str, list[int | str | None]]:

@@ -25,3 +25,39 @@ def librispeech(shared: Path) -> Path:
     if not path.is_dir():
         pytest.skip(f"{path} is absent")
     return path
+
+
+@pytest.fixture(scope="session")
+def ecapa_emitted(tmp_path_factory) -> Path:
+    """`graphkit apply recipes/ecapa.yaml` once per test session (all six batch sizes)."""
+    pytest.importorskip("torch")
+    from graphkit.cli import main
+
+    out = tmp_path_factory.mktemp("ecapa") / "out"
+    assert main(["-q", "apply", str(ROOT / "recipes" / "ecapa.yaml"), "-o", str(out)]) == 0
+    return out
+
+
+@pytest.fixture(scope="session")
+def aasist_weights(shared) -> Path:
+    return shared / "models" / "aasist" / "AASIST-L.pth"
+
+
+@pytest.fixture(scope="session")
+def aasist_emitted(tmp_path_factory, aasist_weights) -> Path:
+    """`graphkit apply recipes/aasist.yaml --weights AASIST-L.pth` once per test session."""
+    pytest.importorskip("torch")
+    from graphkit.cli import main
+
+    out = tmp_path_factory.mktemp("aasist") / "out"
+    args = [
+        "-q",
+        "apply",
+        str(ROOT / "recipes" / "aasist.yaml"),
+        "-o",
+        str(out),
+        "--weights",
+        str(aasist_weights),
+    ]
+    assert main(args) == 0
+    return out

@@ -27,16 +27,13 @@ BATCHES = [1, 4, 8, 16, 32, 64]
 
 
 @pytest.fixture(scope="module")
-def weights(shared) -> Path:
-    return shared / "models" / "aasist" / "AASIST-L.pth"
+def weights(aasist_weights) -> Path:
+    return aasist_weights
 
 
 @pytest.fixture(scope="module")
-def emitted(tmp_path_factory, weights) -> Path:
-    out = tmp_path_factory.mktemp("aasist") / "out"
-    args = ["-q", "apply", str(ROOT / "recipes" / "aasist.yaml"), "-o", str(out), "--weights", str(weights)]
-    assert main(args) == 0
-    return out
+def emitted(aasist_emitted) -> Path:
+    return aasist_emitted
 
 
 @pytest.fixture(scope="module")

@@ -18,17 +18,14 @@ import tiny
 
 torch = pytest.importorskip("torch")
 
-from graphkit.cli import main  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
 BATCHES = [1, 4, 8, 16, 32, 64]
 
 
 @pytest.fixture(scope="module")
-def emitted(tmp_path_factory) -> Path:
-    out = tmp_path_factory.mktemp("ecapa") / "out"
-    assert main(["apply", str(ROOT / "recipes" / "ecapa.yaml"), "-o", str(out), "-q"]) == 0
-    return out
+def emitted(ecapa_emitted) -> Path:
+    return ecapa_emitted
 
 
 @pytest.fixture(scope="module")
