@@ -116,10 +116,27 @@ def logmel(wave: np.ndarray) -> np.ndarray:
     if x.ndim != 1 or x.size == 0:
         raise DataError(f"logmel needs a non-empty 1-D waveform, got shape {x.shape}")
     padded = np.pad(x, N_FFT // 2, mode="reflect")  # 200 samples each side (n_fft // 2)
+    return _logmel_of_padded(padded)
+
+
+def _logmel_of_padded(padded: np.ndarray) -> np.ndarray:
     frames = np.lib.stride_tricks.sliding_window_view(padded, N_FFT)[::HOP]  # (T, 400)
     magnitude = np.abs(np.fft.rfft(frames * _hann(N_FFT), axis=1))  # (T, 201)
     mel = mel_filterbank() @ magnitude.T  # (80, T)
     return (np.log(np.maximum(mel, LOG_FLOOR)) / 6.0 + 1.0).astype(np.float32)
+
+
+def logmel_frames(wave: np.ndarray, start: int, count: int) -> np.ndarray:
+    """Frames ``start`` .. ``start + count − 1`` of :func:`logmel` (80, count), computed from
+    only the samples they need: frame t reads padded samples [160·t, 160·t + 400), i.e.
+    original samples [160·t − 200, 160·t + 200). Where those lie inside the waveform no reflect
+    padding is involved and the slice gives the same frames; at the edges it falls back to the
+    whole utterance. A 200-frame crop of a 30 s utterance costs 1/15 of the full spectrogram."""
+    x = np.asarray(wave, dtype=np.float64)
+    lo, hi = start * HOP - N_FFT // 2, (start + count - 1) * HOP + N_FFT // 2
+    if lo < 0 or hi > x.size or count < 1:
+        return logmel(x)[:, start : start + count]
+    return _logmel_of_padded(x[lo:hi])
 
 
 def fixed_frames(feat: np.ndarray, frames: int = 200, *, crops: int = 1) -> np.ndarray:
@@ -147,5 +164,16 @@ def fixed_frames(feat: np.ndarray, frames: int = 200, *, crops: int = 1) -> np.n
 
 
 def ecapa_features(path: str | os.PathLike[str], *, frames: int = 200, crops: int = 1) -> np.ndarray:
-    """read_audio → logmel → fixed_frames: the ECAPA input (crops, 80, frames) float32."""
-    return fixed_frames(logmel(read_audio(path)), frames, crops=crops)
+    """read_audio → logmel → fixed_frames: the ECAPA input (crops, 80, frames) float32.
+
+    Only the cropped frames are computed (:func:`logmel_frames`); utterances shorter than
+    ``frames`` are tiled as :func:`fixed_frames` documents."""
+    wave = read_audio(path)
+    length = 1 + len(wave) // HOP  # frames of the whole utterance
+    if length < frames:
+        return fixed_frames(logmel(wave), frames, crops=crops)
+    if crops == 1:
+        starts = [(length - frames) // 2]
+    else:
+        starts = np.rint(np.linspace(0, length - frames, crops)).astype(int).tolist()
+    return np.stack([logmel_frames(wave, s, frames) for s in starts])

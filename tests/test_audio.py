@@ -230,3 +230,12 @@ def test_real_speech_is_deterministic_and_matches_the_reference(speech_files):
     wave = read_audio(path)
     want = _reference_logmel(wave, mel_filterbank())
     np.testing.assert_allclose(logmel(wave), want, rtol=0, atol=1e-5)
+
+
+def test_cropped_features_equal_the_crop_of_the_whole_spectrogram(librispeech):
+    from graphkit.audio import ecapa_features, fixed_frames, logmel, read_audio
+
+    for path in sorted(librispeech.rglob("*.flac"))[::30]:
+        for crops in (1, 3):
+            whole = fixed_frames(logmel(read_audio(path)), 200, crops=crops)
+            np.testing.assert_allclose(ecapa_features(path, crops=crops), whole, atol=1e-5)
