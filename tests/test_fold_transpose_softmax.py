@@ -7,8 +7,8 @@ from collections import Counter
 
 import numpy as np
 import onnx
-import onnxruntime as ort
 import pytest
+import tiny
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from onnx import helper, numpy_helper
@@ -36,15 +36,10 @@ def fold(model: onnx.ModelProto, *, shapes: bool = True) -> tuple[onnx.ModelProt
     return out, sites
 
 
-def roundtrip(model: onnx.ModelProto) -> bytes:
-    graph = import_graph(model)
-    graph.cleanup().toposort()
-    return export_model(graph, like=model).SerializeToString()
+roundtrip = tiny.roundtrip
 
 
-def run(model: onnx.ModelProto, inputs: dict[str, np.ndarray]) -> list[np.ndarray]:
-    sess = ort.InferenceSession(model.SerializeToString(), providers=["CPUExecutionProvider"])
-    return sess.run(None, inputs)
+run = tiny.run
 
 
 def randn(*shape: int, seed: int = 0) -> np.ndarray:

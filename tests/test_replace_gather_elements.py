@@ -27,12 +27,7 @@ def build(text: str, opset: int = 13, **inits: np.ndarray) -> onnx.ModelProto:
 
 
 def rewrite(model: onnx.ModelProto) -> tuple[onnx.ModelProto, int]:
-    graph = import_graph(model)
-    sites = replace_gather_elements(graph)
-    graph.cleanup().toposort()
-    out = export_model(graph, like=model)
-    onnx.checker.check_model(out, full_check=True)
-    return out, sites
+    return tiny.rewrite(model, "replace_gather_elements")
 
 
 def same_graph(a: onnx.ModelProto, b: onnx.ModelProto) -> bool:

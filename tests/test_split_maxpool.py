@@ -7,14 +7,12 @@ from collections import Counter
 
 import numpy as np
 import onnx
-import onnxruntime as ort
 import pytest
 import tiny
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from onnx import helper, numpy_helper
 
-from graphkit.graph import export_model, import_graph
 from graphkit.passes.split_maxpool import split_maxpool
 from graphkit.registry import EXACT, spec_of
 
@@ -30,23 +28,13 @@ def build(text: str, opset: int = 13, **inits: np.ndarray) -> onnx.ModelProto:
 
 
 def split(model: onnx.ModelProto, **params) -> tuple[onnx.ModelProto, int]:
-    graph = import_graph(model)
-    sites = split_maxpool(graph, **params)
-    graph.cleanup().toposort()
-    out = export_model(graph, like=model)
-    onnx.checker.check_model(out, full_check=True)
-    return out, sites
+    return tiny.rewrite(model, "split_maxpool", **params)
 
 
-def roundtrip(model: onnx.ModelProto) -> bytes:
-    graph = import_graph(model)
-    graph.cleanup().toposort()
-    return export_model(graph, like=model).SerializeToString()
+roundtrip = tiny.roundtrip
 
 
-def run(model: onnx.ModelProto, inputs: dict[str, np.ndarray]) -> list[np.ndarray]:
-    sess = ort.InferenceSession(model.SerializeToString(), providers=["CPUExecutionProvider"])
-    return sess.run(None, inputs)
+run = tiny.run
 
 
 def assert_identical(before: onnx.ModelProto, after: onnx.ModelProto, inputs: dict[str, np.ndarray]) -> None:

@@ -8,14 +8,12 @@ from collections import Counter
 
 import numpy as np
 import onnx
-import onnxruntime as ort
 import pytest
 import tiny
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from onnx import helper, numpy_helper
 
-from graphkit.graph import export_model, import_graph
 from graphkit.passes.tile_conv_width import tile_conv_width
 from graphkit.registry import EXACT, spec_of
 
@@ -34,23 +32,13 @@ def weights(*shape: int, seed: int = 0) -> np.ndarray:
 
 
 def tile(model: onnx.ModelProto, **params) -> tuple[onnx.ModelProto, int]:
-    graph = import_graph(model)
-    sites = tile_conv_width(graph, **params)
-    graph.cleanup().toposort()
-    out = export_model(graph, like=model)
-    onnx.checker.check_model(out, full_check=True)
-    return out, sites
+    return tiny.rewrite(model, "tile_conv_width", **params)
 
 
-def roundtrip(model: onnx.ModelProto) -> bytes:
-    graph = import_graph(model)
-    graph.cleanup().toposort()
-    return export_model(graph, like=model).SerializeToString()
+roundtrip = tiny.roundtrip
 
 
-def run(model: onnx.ModelProto, inputs: dict[str, np.ndarray]) -> list[np.ndarray]:
-    sess = ort.InferenceSession(model.SerializeToString(), providers=["CPUExecutionProvider"])
-    return sess.run(None, inputs)
+run = tiny.run
 
 
 def assert_same_numbers(before: onnx.ModelProto, after: onnx.ModelProto, inputs: dict) -> None:

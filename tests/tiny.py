@@ -92,3 +92,19 @@ def with_shape_plumbing(*, opset: int = 17) -> onnx.ModelProto:
     model = onnx.parser.parse_model(text)
     onnx.checker.check_model(model, full_check=True)
     return model
+
+
+def rewrite(model: onnx.ModelProto, name: str, **params) -> tuple[onnx.ModelProto, int]:
+    """Run one pass as the manager does, check the result fully; returns (model, sites)."""
+    out, result = apply_pass(model, name, **params)
+    onnx.checker.check_model(out, full_check=True)
+    return out, result.sites
+
+
+def roundtrip(model: onnx.ModelProto) -> bytes:
+    """The model through import/cleanup/export without any pass (what 'unchanged' means)."""
+    from graphkit.graph import export_model, import_graph
+
+    graph = import_graph(model)
+    graph.cleanup().toposort()
+    return export_model(graph, like=model).SerializeToString()
