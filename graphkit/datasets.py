@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import Literal
 
 from graphkit.errors import DataError
+from graphkit.io import text_fields
 
 __all__ = [
     "AUDIO_SUFFIXES",
@@ -114,19 +115,10 @@ def _missing(names: Sequence[str], what: str, where: Path) -> None:
 def read_trials(path: Path | str) -> tuple[Trial, ...]:
     """A VoxCeleb-format trial list: lines ``label enroll test``, label 1 = target, 0 = not."""
     path = Path(path)
-    try:
-        text = path.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise DataError(f"{path}: trial list not found") from None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise DataError(f"{path}: cannot read the trial list: {exc}") from None
     trials = []
-    for number, line in enumerate(text.splitlines(), 1):
-        fields = line.split()
-        if not fields:
-            continue
+    for number, fields in text_fields(path, "trial list"):
         if len(fields) != 3 or fields[0] not in ("0", "1"):
-            raise DataError(f"{path}:{number}: expected '1|0 enroll test', got {line.strip()!r}")
+            raise DataError(f"{path}:{number}: expected '1|0 enroll test', got {' '.join(fields)!r}")
         trials.append(Trial(enroll=fields[1], test=fields[2], target=fields[0] == "1"))
     if not trials:
         raise DataError(f"{path}: empty trial list")

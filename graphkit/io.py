@@ -12,13 +12,13 @@ import logging
 import os
 import sys
 import tempfile
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
 
 import onnx
 from google.protobuf.message import DecodeError
 
-from graphkit.errors import ModelError
+from graphkit.errors import DataError, ModelError
 
 
 def load_model(path: str | Path) -> onnx.ModelProto:
@@ -110,3 +110,19 @@ def fds_to_debug_log(logger: logging.Logger, what: str, fds: Sequence[int] = (1,
             text = sink.read().decode(errors="replace").strip()
             if text:
                 logger.debug("%s wrote:\n%s", what, text)
+
+
+def text_fields(path: str | Path, what: str = "file") -> Iterable[tuple[int, list[str]]]:
+    """(line number, whitespace-split fields) of every non-blank line of a UTF-8 text file;
+    a missing or unreadable file is a DataError naming ``what`` it should have been."""
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise DataError(f"{path}: {what} not found") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise DataError(f"{path}: cannot read the {what}: {exc}") from None
+    for number, line in enumerate(text.splitlines(), 1):
+        fields = line.split()
+        if fields:
+            yield number, fields

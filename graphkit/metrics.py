@@ -21,6 +21,7 @@ from typing import Protocol
 import numpy as np
 
 from graphkit.errors import DataError
+from graphkit.io import text_fields
 
 __all__ = [
     "CMScore",
@@ -297,20 +298,6 @@ def trial_scores(
 # --- score and protocol files ---------------------------------------------------------------
 
 
-def _lines(path: Path) -> Iterable[tuple[int, list[str]]]:
-    path = Path(path)
-    try:
-        text = path.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise DataError(f"{path}: file not found") from None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise DataError(f"{path}: cannot read: {exc}") from None
-    for number, line in enumerate(text.splitlines(), 1):
-        fields = line.split()
-        if fields:
-            yield number, fields
-
-
 def _float(path: Path, number: int, text: str) -> float:
     try:
         value = float(text)
@@ -327,7 +314,7 @@ def read_cm_protocol(path: Path) -> dict[str, tuple[str, str, str]]:
     attack is ``-`` for bona fide; key is ``bonafide`` or ``spoof``.
     """
     out: dict[str, tuple[str, str, str]] = {}
-    for number, fields in _lines(path):
+    for number, fields in text_fields(path):
         if len(fields) != 5 or fields[4] not in ("bonafide", "spoof"):
             raise DataError(f"{path}:{number}: expected 'speaker utt - attack bonafide|spoof'")
         if fields[1] in out:
@@ -350,7 +337,7 @@ class CMScore:
 def read_cm_scores(path: Path) -> dict[str, CMScore]:
     """CM score file: ``utt score`` or ``utt source key score`` (clovaai/aasist, RawGAT-ST)."""
     out: dict[str, CMScore] = {}
-    for number, fields in _lines(path):
+    for number, fields in text_fields(path):
         if len(fields) == 2:
             entry = CMScore(_float(path, number, fields[1]))
         elif len(fields) == 4:
@@ -370,7 +357,7 @@ def read_cm_scores(path: Path) -> dict[str, CMScore]:
 def read_asv_scores(path: Path) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """ASVspoof ASV score file, lines ``source key score`` → (target, nontarget, spoof) arrays."""
     groups: dict[str, list[float]] = {"target": [], "nontarget": [], "spoof": []}
-    for number, fields in _lines(path):
+    for number, fields in text_fields(path):
         if len(fields) != 3 or fields[1] not in groups:
             raise DataError(f"{path}:{number}: expected 'source target|nontarget|spoof score'")
         groups[fields[1]].append(_float(path, number, fields[2]))

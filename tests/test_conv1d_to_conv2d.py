@@ -75,20 +75,16 @@ def assert_same_numbers(before: onnx.ModelProto, after: onnx.ModelProto, seed: i
         assert float(np.abs(a - b).max()) <= 1e-5 * scale, name
 
 
-def ops(model: onnx.ModelProto) -> Counter[str]:
-    return Counter(n.op_type for n in model.graph.node)
+ops = tiny.ops
 
 
-def nodes(model: onnx.ModelProto, op: str) -> list[onnx.NodeProto]:
-    return [n for n in model.graph.node if n.op_type == op]
+nodes = tiny.nodes
 
 
-def attrs(node: onnx.NodeProto) -> dict:
-    return {a.name: helper.get_attribute_value(a) for a in node.attribute}
+attrs = tiny.attrs
 
 
-def inits_of(model: onnx.ModelProto) -> dict[str, np.ndarray]:
-    return {i.name: numpy_helper.to_array(i) for i in model.graph.initializer}
+inits_of = tiny.inits_of
 
 
 def axes(model: onnx.ModelProto, node: onnx.NodeProto) -> list[int]:

@@ -11,7 +11,7 @@ import pytest
 import tiny
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from onnx import helper, numpy_helper
+from onnx import numpy_helper
 
 from graphkit.graph import export_model, import_graph
 from graphkit.passes.fold_transpose_softmax import fold_transpose_softmax
@@ -53,12 +53,10 @@ def assert_same_numbers(before: onnx.ModelProto, after: onnx.ModelProto, inputs:
         np.testing.assert_allclose(a, b, rtol=1e-6, atol=1e-7)
 
 
-def ops(model: onnx.ModelProto) -> Counter[str]:
-    return Counter(n.op_type for n in model.graph.node)
+ops = tiny.ops
 
 
-def attrs(node: onnx.NodeProto) -> dict:
-    return {a.name: helper.get_attribute_value(a) for a in node.attribute}
+attrs = tiny.attrs
 
 
 def softmaxes(model: onnx.ModelProto) -> list[onnx.NodeProto]:

@@ -5,7 +5,6 @@ from __future__ import annotations
 import functools
 import io
 import math
-from collections import Counter
 
 import numpy as np
 import onnx
@@ -78,12 +77,10 @@ def max_delta(before: onnx.ModelProto, after: onnx.ModelProto, batch: int = 1, s
     return max(float(np.abs(a - b).max()) for a, b in pairs)
 
 
-def ops(model: onnx.ModelProto) -> Counter[str]:
-    return Counter(n.op_type for n in model.graph.node)
+ops = tiny.ops
 
 
-def inits_of(model: onnx.ModelProto) -> dict[str, np.ndarray]:
-    return {i.name: numpy_helper.to_array(i) for i in model.graph.initializer}
+inits_of = tiny.inits_of
 
 
 # -- a graph attention layer from PyTorch (GAT / HS-GAL shaped) ----------------------------------

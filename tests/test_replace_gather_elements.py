@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import io
-from collections import Counter
 
 import numpy as np
 import onnx
@@ -67,12 +66,10 @@ def assert_identical(before: onnx.ModelProto, after: onnx.ModelProto, batches: t
             np.testing.assert_array_equal(a, b)  # a gather moves values; nothing is computed
 
 
-def ops(model: onnx.ModelProto) -> Counter[str]:
-    return Counter(n.op_type for n in model.graph.node)
+ops = tiny.ops
 
 
-def inits_of(model: onnx.ModelProto) -> dict[str, np.ndarray]:
-    return {i.name: numpy_helper.to_array(i) for i in model.graph.initializer}
+inits_of = tiny.inits_of
 
 
 # the GraphPool gather, written by hand: h (B,5,3), TopK k=2 over nodes, rows of h*scores

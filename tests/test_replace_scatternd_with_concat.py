@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import io
-from collections import Counter
 
 import numpy as np
 import onnx
@@ -66,8 +65,7 @@ def assert_identical(before: onnx.ModelProto, after: onnx.ModelProto, seed: int 
         np.testing.assert_array_equal(a, b)  # a Concat of the blocks is the board, bit for bit
 
 
-def ops(model: onnx.ModelProto) -> Counter[str]:
-    return Counter(n.op_type for n in model.graph.node)
+ops = tiny.ops
 
 
 def concats(model: onnx.ModelProto) -> list[tuple[int, list[str]]]:

@@ -48,24 +48,20 @@ def randn(*shape: int, seed: int = 0) -> np.ndarray:
     return np.random.default_rng(seed).standard_normal(shape).astype(np.float32)
 
 
-def ops(model: onnx.ModelProto) -> Counter[str]:
-    return Counter(n.op_type for n in model.graph.node)
+ops = tiny.ops
 
 
-def nodes(model: onnx.ModelProto, op: str) -> list[onnx.NodeProto]:
-    return [n for n in model.graph.node if n.op_type == op]
+nodes = tiny.nodes
 
 
-def attrs(node: onnx.NodeProto) -> dict:
-    return {a.name: helper.get_attribute_value(a) for a in node.attribute}
+attrs = tiny.attrs
 
 
 def producer(model: onnx.ModelProto, tensor: str) -> onnx.NodeProto | None:
     return next((n for n in model.graph.node if tensor in n.output), None)
 
 
-def inits_of(model: onnx.ModelProto) -> dict[str, np.ndarray]:
-    return {i.name: numpy_helper.to_array(i) for i in model.graph.initializer}
+inits_of = tiny.inits_of
 
 
 def assert_untouched(model: onnx.ModelProto, **params) -> None:

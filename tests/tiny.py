@@ -108,3 +108,22 @@ def roundtrip(model: onnx.ModelProto) -> bytes:
     graph = import_graph(model)
     graph.cleanup().toposort()
     return export_model(graph, like=model).SerializeToString()
+
+
+def ops(model: onnx.ModelProto):
+    """Op-type histogram of a model's graph."""
+    from collections import Counter
+
+    return Counter(n.op_type for n in model.graph.node)
+
+
+def nodes(model: onnx.ModelProto, op: str) -> list[onnx.NodeProto]:
+    return [n for n in model.graph.node if n.op_type == op]
+
+
+def attrs(node: onnx.NodeProto) -> dict:
+    return {a.name: helper.get_attribute_value(a) for a in node.attribute}
+
+
+def inits_of(model: onnx.ModelProto) -> dict[str, np.ndarray]:
+    return {i.name: numpy_helper.to_array(i) for i in model.graph.initializer}
