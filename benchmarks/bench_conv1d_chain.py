@@ -30,6 +30,7 @@ from onnx import TensorProto, helper, numpy_helper
 
 from graphkit.graph import infer_shapes
 from graphkit.passes.conv1d_to_conv2d import conv1d_to_conv2d
+from graphkit.registry import Sites
 
 CHANNELS, KERNEL, LENGTH, OPSET = 4, 3, 16, 13
 
@@ -77,7 +78,7 @@ def run_graphkit(model: onnx.ModelProto) -> tuple[onnx.ModelProto, dict[str, flo
     lap("infer")
     graph = gs.import_onnx(typed)
     lap("import")
-    sites = conv1d_to_conv2d(graph)
+    sites = conv1d_to_conv2d(graph, sites=Sites())
     lap("pass")
     graph.cleanup().toposort()
     lap("cleanup+toposort")

@@ -7,6 +7,7 @@ from graphkit.registry import (
     Contract,
     PassResult,
     PassSpec,
+    Sites,
     fp_reorder,
     register_pass,
 )
@@ -20,6 +21,7 @@ __all__ = [
     "GraphkitError",
     "PassResult",
     "PassSpec",
+    "Sites",
     "__version__",
     "fp_reorder",
     "register_pass",

@@ -59,11 +59,60 @@ def fp_reorder(tolerance: float) -> Contract:
 
 @dataclass
 class PassResult:
-    """What a pass reports. ``atc`` carries ATC settings a pass asks for (``set_implmode``)."""
+    """What a pass reports. ``atc`` carries ATC settings a pass asks for (``set_implmode``).
+
+    ``near_misses`` ((label, why) pairs) and ``site_labels`` are filled from the pass's
+    :class:`Sites` by the registry; a pass need not set them.
+    """
 
     sites: int
     atc: Mapping[str, Any] = field(default_factory=dict)
     notes: list[str] = field(default_factory=list)
+    near_misses: list[tuple[str, str]] = field(default_factory=list)
+    site_labels: list[str] = field(default_factory=list)
+
+
+SITES_PARAM = "sites"  # the reserved keyword through which a pass receives its Sites
+MAX_NEAR_MISSES = 50
+
+
+class Sites:
+    """One pass run's rewrite sites: which candidates matched, which the pass may rewrite, and
+    why the near-misses did not match (onnxscript's match tracer, in small).
+
+    A pass opts in by declaring a keyword-only parameter ``sites: Sites`` (reserved; a recipe
+    cannot set it). For every candidate that matches, in a deterministic order, it calls
+    ``sites.take(label)`` and rewrites the candidate only when that returns True; for a
+    candidate it rejected for a reason worth telling it calls ``sites.miss(label, why)``.
+    Sites are numbered in the order offered, and a pass must offer the same candidates
+    whichever earlier ones it was allowed to rewrite. Without a selection every match is taken;
+    ``graphkit bisect`` selects the first k to find the site that breaks the numbers.
+    """
+
+    def __init__(self, select: Callable[[int], bool] | None = None) -> None:
+        self._select = select
+        self.offered: list[str] = []
+        self.taken: list[str] = []
+        self.near_misses: list[tuple[str, str]] = []
+        self.misses = 0  # all of them; near_misses keeps the first MAX_NEAR_MISSES
+
+    def take(self, label: str) -> bool:
+        index = len(self.offered)
+        self.offered.append(label)
+        if self._select is not None and not self._select(index):
+            return False
+        self.taken.append(label)
+        return True
+
+    def miss(self, label: str, why: str) -> None:
+        self.misses += 1
+        if len(self.near_misses) < MAX_NEAR_MISSES:
+            self.near_misses.append((label, why))
+
+
+def first_sites(k: int) -> Sites:
+    """A selection of the first ``k`` sites a pass offers."""
+    return Sites(lambda i: i < k)
 
 
 @dataclass(frozen=True)
@@ -87,6 +136,7 @@ class PassSpec:
     fn: Callable[..., int | PassResult]
     contract: Contract
     params: Mapping[str, Param]
+    takes_sites: bool = False  # the pass declares ``sites: Sites`` (selection, near-misses)
 
     @property
     def doc(self) -> str:
@@ -117,16 +167,26 @@ class PassSpec:
                 out[param.name] = param.default
         return out
 
-    def run(self, graph: Any, params: Mapping[str, Any]) -> PassResult:
-        result = self.fn(graph, **params)
-        if isinstance(result, PassResult):
-            return result
-        if isinstance(result, bool) or not isinstance(result, int):
+    def run(self, graph: Any, params: Mapping[str, Any], sites: Sites | None = None) -> PassResult:
+        """Run the pass. ``sites`` selects which matches it may rewrite (passes that take it)."""
+        if sites is not None and not self.takes_sites:
+            raise PassError(f"pass '{self.name}' does not expose its sites (no 'sites: Sites' parameter)")
+        kwargs = dict(params)
+        if self.takes_sites:
+            sites = sites if sites is not None else Sites()
+            kwargs[SITES_PARAM] = sites
+        result = self.fn(graph, **kwargs)
+        if isinstance(result, bool) or not isinstance(result, (int, PassResult)):
             raise PassError(
                 f"pass '{self.name}' returned {type(result).__name__}; a pass returns the number "
                 "of sites it rewrote (int) or a PassResult"
             )
-        return PassResult(sites=result)
+        if not isinstance(result, PassResult):
+            result = PassResult(sites=result)
+        if sites is not None:
+            result.near_misses = [*result.near_misses, *sites.near_misses]
+            result.site_labels = [*result.site_labels, *sites.taken]
+        return result
 
 
 def register_pass(
@@ -137,7 +197,9 @@ def register_pass(
         raise ValueError(f"pass name {name!r} is not snake_case")
 
     def decorate(fn: Callable[..., Any]) -> Callable[..., Any]:
-        fn.pass_spec = PassSpec(name, fn, contract, _params_of(fn, name))  # type: ignore[attr-defined]
+        params = _params_of(fn, name)
+        takes_sites = params.pop(SITES_PARAM, None) is not None
+        fn.pass_spec = PassSpec(name, fn, contract, params, takes_sites)  # type: ignore[attr-defined]
         return fn
 
     return decorate
@@ -158,6 +220,8 @@ def _params_of(fn: Callable[..., Any], name: str) -> dict[str, Param]:
             raise TypeError(f"pass {name!r}: parameter {p.name!r} must be keyword-only")
         if p.name not in hints:
             raise TypeError(f"pass {name!r}: parameter {p.name!r} needs a type annotation")
+        if p.name == SITES_PARAM and hints[p.name] is not Sites:
+            raise TypeError(f"pass {name!r}: parameter 'sites' is reserved for graphkit.Sites")
         params[p.name] = Param(p.name, hints[p.name], p.default)
     return params
 

@@ -33,7 +33,7 @@ import numpy as np
 import onnx_graphsurgeon as gs
 
 from graphkit.graph import make_squeeze, make_unsqueeze, rank, reserve_names, unique_name
-from graphkit.registry import EXACT, register_pass
+from graphkit.registry import EXACT, Sites, register_pass
 
 # Input 0 is the data; further inputs (Clip min/max) are parameters and stay as they are.
 _UNARY = frozenset(
@@ -49,12 +49,21 @@ _AXIS_3D_TO_4D = (0, 1, 3)  # rank-3 axis a -> rank-4 axis, with the unit axis a
 
 
 @register_pass("conv1d_to_conv2d", contract=EXACT)
-def conv1d_to_conv2d(graph: gs.Graph) -> int:
+def conv1d_to_conv2d(graph: gs.Graph, *, sites: Sites) -> int:
     """Lift regions of 1-D convolutions and the ops between them to 2-D (N,C,L) -> (N,C,1,L).
 
-    Returns the number of Conv nodes lifted; 0 leaves the graph untouched.
+    Each region is a site, labelled by its first Conv. Returns the number of Conv nodes lifted;
+    0 leaves the graph untouched.
     """
-    members = _regions(graph)
+    for conv in graph.nodes:
+        why = _conv_refusal(conv)
+        if why is not None:
+            sites.miss(conv.name, why)
+    # All regions are found before any is lifted; a region left out is outside for the others
+    # (regions are connected components, so no data flows between two of them).
+    regions = _regions(graph)
+    chosen = {id(node) for region in regions if sites.take(_first_conv(region).name) for node in region}
+    members = [node for node in graph.nodes if id(node) in chosen]  # graph order: same names
     if not members:
         return 0
     reserve_names(graph, _subgraph_names(graph))
@@ -107,8 +116,8 @@ def _kernel(node: gs.Node, weight: gs.Constant) -> list[int]:
     return list(node.attrs.get("kernel_shape", weight.values.shape[2:]))
 
 
-def _regions(graph: gs.Graph) -> list[gs.Node]:
-    """The members of all regions that hold a Conv, in graph order."""
+def _regions(graph: gs.Graph) -> list[list[gs.Node]]:
+    """The regions that hold a Conv, each in graph order, ordered by their first member."""
     candidates = [node for node in graph.nodes if _is_member(node)]
     index = {id(node): i for i, node in enumerate(candidates)}
     links = nx.Graph()  # a candidate without links is a component of its own (not added)
@@ -119,11 +128,36 @@ def _regions(graph: gs.Graph) -> list[gs.Node]:
         for producer in node.inputs[slot].inputs
         if id(producer) in index
     )
-    keep = {i for i, node in enumerate(candidates) if node.op == "Conv" and i not in links}
-    for component in nx.connected_components(links):
-        if any(candidates[i].op == "Conv" for i in component):
-            keep |= component
-    return [node for i, node in enumerate(candidates) if i in keep]
+    regions = [[i] for i, node in enumerate(candidates) if node.op == "Conv" and i not in links]
+    regions += [
+        sorted(component)
+        for component in nx.connected_components(links)
+        if any(candidates[i].op == "Conv" for i in component)
+    ]
+    return [[candidates[i] for i in region] for region in sorted(regions)]
+
+
+def _first_conv(region: list[gs.Node]) -> gs.Node:
+    return next(node for node in region if node.op == "Conv")
+
+
+def _conv_refusal(node: gs.Node) -> str | None:
+    """Why a Conv that may be 1-D cannot join a region; None for members and for 2-D/3-D Convs."""
+    if node.op != "Conv" or node.domain not in _DEFAULT_DOMAINS or _is_member(node):
+        return None
+    x, w = node.inputs[0], node.inputs[1]
+    outputs = _present(node.outputs)
+    kernel = node.attrs.get("kernel_shape")
+    signs = [rank(x), rank(w), len(kernel) + 2 if kernel else None, *(rank(t) for t in outputs)]
+    if any(r is not None and r != 3 for r in signs):
+        return None  # a 2-D or 3-D Conv: nothing to lift
+    if not outputs or None in signs[3:]:
+        return "output rank unknown"
+    if rank(x) is None:
+        return "input rank unknown"
+    if not isinstance(w, gs.Constant):
+        return f"weight {w.name} is not a constant"
+    return "its shapes do not fit a 1-D Conv"  # not reached by a valid model
 
 
 def _subgraph_names(graph: gs.Graph) -> set[str]:

@@ -30,57 +30,73 @@ from __future__ import annotations
 import onnx_graphsurgeon as gs
 
 from graphkit.graph import opset_of, rank
-from graphkit.registry import EXACT, register_pass
+from graphkit.registry import EXACT, Sites, register_pass
 
 _DEFAULT_DOMAINS = (None, "", "ai.onnx")
 
 
 @register_pass("fold_transpose_softmax", contract=EXACT)
-def fold_transpose_softmax(graph: gs.Graph) -> int:
+def fold_transpose_softmax(graph: gs.Graph, *, sites: Sites) -> int:
     """Fold Transpose -> Softmax -> inverse Transpose into one Softmax on the untransposed tensor.
 
     Returns the number of Softmax nodes folded.
     """
     opset = opset_of(graph)
     outputs = {id(t) for t in graph.outputs}
-    sites = 0
+    folds, used = [], {}  # used: id(Transpose) -> the Softmax whose fold removes it
     for softmax in [n for n in graph.nodes if n.op == "Softmax" and n.domain in _DEFAULT_DOMAINS]:
         site = _match(softmax, outputs)
         if site is None:
+            continue  # no Transpose in front: not a candidate
+        if isinstance(site, str):
+            sites.miss(softmax.name, site)
             continue
         first, second = site
-        x, y = first.inputs[0], second.outputs[0]
-        axis = _folded_axis(_perm(first), softmax, x, opset)
-        if axis is None:
+        shared = next((t for t in site if id(t) in used), None)
+        if shared is not None:
+            # T -> Softmax -> T^-1 -> Softmax -> T: folding the first Softmax takes T^-1 away
+            name = shared.name or shared.outputs[0].name
+            sites.miss(softmax.name, f"its Transpose {name} is folded with {used[id(shared)].name}")
             continue
+        axis = _folded_axis(_perm(first), softmax, first.inputs[0], opset)
+        if isinstance(axis, str):
+            sites.miss(softmax.name, axis)
+            continue
+        used[id(first)] = used[id(second)] = softmax
+        if sites.take(softmax.name):
+            folds.append((softmax, first, second, axis))
+    for softmax, first, second, axis in folds:
         # Transpose_{perm^-1}(Softmax_a(Transpose_perm(x))) = Softmax_b(x)
+        y = second.outputs[0]
         second.outputs.clear()
-        softmax.inputs[0] = x
+        softmax.inputs[0] = first.inputs[0]
         softmax.outputs[0] = y
         softmax.attrs["axis"] = axis
         first.inputs.clear()
-        sites += 1
-    return sites
+    return len(folds)
 
 
-def _match(softmax: gs.Node, graph_outputs: set[int]) -> tuple[gs.Node, gs.Node] | None:
-    """The (Transpose, inverse Transpose) around ``softmax``, each link read once, or None."""
+def _match(softmax: gs.Node, graph_outputs: set[int]) -> tuple[gs.Node, gs.Node] | str | None:
+    """The (Transpose, inverse Transpose) around ``softmax``, each link read once; else why not,
+    or None when no Transpose writes the Softmax's input."""
     t, s = softmax.inputs[0], softmax.outputs[0]
-    if not t.inputs or len(t.outputs) != 1 or len(s.outputs) != 1:
+    first = t.inputs[0] if t.inputs else None
+    if first is None or first.op != "Transpose" or first.domain not in _DEFAULT_DOMAINS:
         return None
-    first, second = t.inputs[0], s.outputs[0]
-    if (
-        first.op != "Transpose"
-        or second.op != "Transpose"
-        or id(t) in graph_outputs
-        or id(s) in graph_outputs
-    ):
-        return None
-    if first.domain not in _DEFAULT_DOMAINS or second.domain not in _DEFAULT_DOMAINS:
-        return None
+    if len(t.outputs) != 1 or id(t) in graph_outputs:
+        return f"the Transpose output {t.name} has another reader"
+    second = s.outputs[0] if len(s.outputs) == 1 else None
+    if id(s) in graph_outputs or second is None:
+        return f"the Softmax output {s.name} is read by {len(s.outputs)} nodes" + (
+            " and is a graph output" if id(s) in graph_outputs else ""
+        )
+    if second.op != "Transpose" or second.domain not in _DEFAULT_DOMAINS:
+        return f"the Softmax output is read by {second.op}, not a Transpose"
     p, q = _perm(first), _perm(second)
-    if p is None or q is None or len(p) != len(q) or any(q[p_i] != i for i, p_i in enumerate(p)):
-        return None  # Transpose_q(Transpose_p(x)) = x needs q = p^-1, i.e. q[p[i]] = i
+    if p is None or q is None:
+        return "a perm is implicit and the input rank unknown"
+    if len(p) != len(q) or any(q[p_i] != i for i, p_i in enumerate(p)):
+        return f"perm {q} does not invert {p}"  # Transpose_q(Transpose_p(x)) = x needs q[p[i]] = i
     return first, second
 
 
@@ -91,22 +107,22 @@ def _perm(node: gs.Node) -> list[int] | None:
     return None if r is None else list(range(r - 1, -1, -1))
 
 
-def _folded_axis(perm: list[int], softmax: gs.Node, x: gs.Tensor, opset: int) -> int | None:
-    """The axis b with Softmax_b(x) = Transpose_perm^-1(Softmax_a(Transpose_perm(x))), or None."""
+def _folded_axis(perm: list[int], softmax: gs.Node, x: gs.Tensor, opset: int) -> int | str:
+    """The axis b with Softmax_b(x) = Transpose_perm^-1(Softmax_a(Transpose_perm(x))), else why not."""
     r = len(perm)
     if rank(x) not in (None, r):
-        return None
+        return f"input rank {rank(x)} does not match perm {perm}"
     a = int(softmax.attrs.get("axis", -1 if opset >= 13 else 1))
     if not -r <= a < r:
-        return None
+        return f"axis {a} is out of range for rank {r}"
     a %= r
     if opset >= 13:
         return perm[a]
     if x.shape is None:
-        return None  # which axes have size 1 decides the opset < 13 fold
+        return f"opset {opset} < 13 and the input shape is unknown"  # size-1 axes decide the fold
     unit = {i for i, d in enumerate(x.shape) if d == 1}
     grouped = set(perm[a:]) - unit  # x's axes normalised jointly by the coerced Softmax
     fits = [b for b in range(r) if set(range(b, r)) - unit == grouped]
     if not fits:
-        return None
+        return f"at opset {opset} the Softmax normalises axes {sorted(grouped)} jointly, as no axis does"
     return perm[a] if perm[a] in fits else max(fits)

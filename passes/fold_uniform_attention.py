@@ -57,7 +57,7 @@ import onnx_graphsurgeon as gs
 
 from graphkit.errors import PassError
 from graphkit.graph import opset_of, unique_name
-from graphkit.registry import APPROXIMATE, PassResult, register_pass
+from graphkit.registry import APPROXIMATE, PassResult, Sites, register_pass
 
 Interval = tuple[float, float]
 _FREE: Interval = (-math.inf, math.inf)
@@ -77,7 +77,7 @@ _RULED = (
 
 
 @register_pass("fold_uniform_attention", contract=APPROXIMATE)
-def fold_uniform_attention(graph: gs.Graph, *, tolerance: float = 1e-6) -> PassResult:
+def fold_uniform_attention(graph: gs.Graph, *, tolerance: float = 1e-6, sites: Sites) -> PassResult:
     """Replace Softmax maps whose logits provably vary by at most ``tolerance`` with 1/N.
 
     Returns the number of Softmax nodes folded; the notes give N and the bound for each.
@@ -87,24 +87,39 @@ def fold_uniform_attention(graph: gs.Graph, *, tolerance: float = 1e-6) -> PassR
     bounds, opset = _Bounds(), opset_of(graph)
     members = {id(node) for node in graph.nodes}
     outputs = {id(t) for t in graph.outputs}
-    notes = []
+    notes, undo = [], []
     for node in list(graph.nodes):
-        if node.op != "Softmax" or node.domain not in _DEFAULT or not node.outputs[0].outputs:
+        if node.op != "Softmax" or node.domain not in _DEFAULT:
             continue
+        if not node.outputs[0].outputs and id(node.outputs[0]) not in outputs:
+            continue  # a dead map
         n = _group_size(node, opset)
         if n is None:
+            sites.miss(node.name, f"N is not static (logits of shape {node.inputs[0].shape})")
             continue
         lo, hi = bounds.of(node.inputs[0])
         if not hi - lo <= tolerance:
+            sites.miss(node.name, f"logit width {hi - lo:.3g} > tolerance {tolerance:.3g}")
             continue
         edges = _edges(node.outputs[0], members, outputs)
-        if not edges or _shared_leaf(edges):
+        why = edges if isinstance(edges, str) else None
+        if why is None and (not edges or _shared_leaf(edges)):
+            why = "a reader would get two broadcast constants" if edges else "the map reaches no reader"
+        if why is not None:
+            sites.miss(node.name, why)
             continue
-        _fold(graph, node, edges, n)
+        # A map left out is folded all the same until every site has been offered, so that later
+        # maps see the same bounds whichever are taken; then its readers get the map back.
+        changed = _fold(graph, node, edges, n)
+        if not sites.take(node.name):
+            undo += changed
+            continue
         what = node.name or node.outputs[0].name
         notes.append(
             f"{what}: N={n}, logit width <= {hi - lo:.3g}, |p - 1/N| <= {math.expm1(hi - lo) / n:.3g}"
         )
+    for reader, slot, tensor in reversed(undo):
+        reader.inputs[slot] = tensor
     return PassResult(sites=len(notes), notes=notes)
 
 
@@ -385,21 +400,24 @@ def _keeps_shape(node: gs.Node, slot: int, unit: list, original: list) -> bool:
     return new is not None and len(new) == len(out) and all(map(_same, new, out))
 
 
-def _edges(t: gs.Tensor, members: set[int], outputs: set[int]) -> list | None:
-    """(reader, slot, constant shape, broadcast) to feed 1/N to, through shape-only ops; or None."""
-    if id(t) in outputs or t.shape is None:
-        return None
+def _edges(t: gs.Tensor, members: set[int], outputs: set[int]) -> list | str:
+    """(reader, slot, constant shape, broadcast) to feed 1/N to, through shape-only ops; or why
+    the map cannot be replaced by a constant."""
+    if id(t) in outputs:
+        return f"{t.name} is a graph output"
+    if t.shape is None:
+        return f"the shape of {t.name} is unknown"
     static = all(isinstance(d, int) and d >= 0 for d in t.shape)
     unit = [d if isinstance(d, int) else 1 for d in t.shape]
     edges: list = []
     readers = {id(n): n for n in t.outputs}.values()
     for node in readers:
         if id(node) not in members:
-            return None  # read inside a subgraph
+            return f"{t.name} is read inside a subgraph"
         for slot in [i for i, x in enumerate(node.inputs) if x is t]:
             if node.op in _SHAPE_ONLY and node.domain in _DEFAULT and slot == 0 and len(node.outputs) == 1:
                 further = _edges(node.outputs[0], members, outputs)
-                if further is not None:
+                if not isinstance(further, str):
                     edges += further
                     continue
             if static:
@@ -407,7 +425,8 @@ def _edges(t: gs.Tensor, members: set[int], outputs: set[int]) -> list | None:
             elif _keeps_shape(node, slot, unit, list(t.shape)):
                 edges.append((node, slot, tuple(unit), True))
             else:
-                return None
+                name = node.name or node.outputs[0].name
+                return f"{node.op} {name} needs the symbolic dims of {t.name} {list(t.shape)}"
     return edges
 
 
@@ -418,11 +437,15 @@ def _shared_leaf(edges: list) -> bool:
     return len(readers) != len(set(readers))
 
 
-def _fold(graph: gs.Graph, softmax: gs.Node, edges: list, n: int) -> None:
+def _fold(graph: gs.Graph, softmax: gs.Node, edges: list, n: int) -> list[tuple[gs.Node, int, gs.Tensor]]:
+    """Feed 1/N to the ``edges``; returns (reader, slot, tensor it read) for each."""
     dtype = np.dtype(softmax.outputs[0].dtype if softmax.outputs[0].dtype is not None else np.float32)
     made: dict[tuple[int, ...], gs.Constant] = {}
+    changed = []
     for node, slot, shape, _ in edges:
         if shape not in made:
             name = unique_name(graph, f"{softmax.outputs[0].name}_uniform")
             made[shape] = gs.Constant(name, np.full(shape, 1.0 / n, dtype=dtype))  # fl(1/N) of the dtype
+        changed.append((node, slot, node.inputs[slot]))
         node.inputs[slot] = made[shape]
+    return changed

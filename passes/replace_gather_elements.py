@@ -7,8 +7,12 @@ Before (GraphPool, seed-models.md §2.3 step 6; h (B,N,D), the TopK indices idx 
 
 After (correct for every batch size; the Ascend guide's Gather uses batch 0's indices for all)::
 
-    rows = Squeeze<2>(idx) + Range(0, B_idx) * N               # (B,k): row b*N + idx[b,j] of h
+    rows = Cast<int32>(Squeeze<2>(idx)) + Range(0, B_idx) * N  # (B,k): row b*N + idx[b,j] of h
     y    = Gather<axis=0>(Reshape(h, [-1, D]), rows)            # (B,k,D)
+
+(The Cast keeps int64 indices out of the arithmetic: Ascend's TopK gives int32 indices, and an
+Add of int32 and int64 fails ATC with E89999, ascend-toolchain.md §3.2; ``index_dtype: int64``
+keeps them int64 for other targets.)
 
 The rewrite is exact: GatherElements gives ``y[b,j,d] = h[b, idx[b,j,0], d]`` when the indices
 are idx broadcast along the last axis only, and ``Reshape(h, [-1, D])[b*N + i] = h[b, i]``.
@@ -24,25 +28,37 @@ Mod, as GatherElements accepts [-N, N).
 
 from __future__ import annotations
 
+from typing import Literal
+
 import numpy as np
 import onnx_graphsurgeon as gs
 
 from graphkit.graph import axes_of, make_squeeze, unique_name
-from graphkit.registry import EXACT, register_pass
+from graphkit.registry import EXACT, Sites, register_pass
 
 _PASS_VALUES = frozenset({"Unsqueeze", "Squeeze", "Reshape", "Flatten", "Identity", "Cast"})
 
 
 @register_pass("replace_gather_elements", contract=EXACT)
-def replace_gather_elements(graph: gs.Graph) -> int:
+def replace_gather_elements(
+    graph: gs.Graph, *, index_dtype: Literal["int32", "int64"] = "int32", sites: Sites
+) -> int:
     """Replace row-gathering GatherElements (TopK -> Expand -> GatherElements) with a flat Gather.
 
+    ``index_dtype``: the row arithmetic's integer type. int32 (default) casts the indices first:
+    Ascend's TopK yields int32 indices, and int64 offsets added to them fail ATC (E89999).
     Returns the number of GatherElements replaced.
     """
-    sites = [(node, idx) for node in list(graph.nodes) for idx in [_row_indices(node)] if idx is not None]
-    for node, idx in sites:
-        _rewrite(graph, node, idx)
-    return len(sites)
+    chosen = []
+    for node in [n for n in graph.nodes if n.op == "GatherElements" and n.domain in (None, "", "ai.onnx")]:
+        idx = _row_indices(node)
+        if isinstance(idx, str):
+            sites.miss(node.name, idx)
+        elif sites.take(node.name):
+            chosen.append((node, idx))
+    for node, idx in chosen:  # all sites are matched before any is rewritten
+        _rewrite(graph, node, idx, np.dtype(index_dtype))
+    return len(chosen)
 
 
 # -- matching ------------------------------------------------------------------------------------
@@ -53,28 +69,36 @@ def _same(a: object, b: object) -> bool:
     return a == b and isinstance(a, (int, str)) and a not in ("", -1)
 
 
-def _row_indices(node: gs.Node) -> gs.Tensor | None:
-    """idx (B,k,1) when ``node`` gathers whole rows along axis 1 of rank-3 data, else None."""
-    if node.op != "GatherElements" or node.domain not in (None, "", "ai.onnx") or len(node.inputs) != 2:
-        return None
+def _row_indices(node: gs.Node) -> gs.Tensor | str:
+    """idx (B,k,1) when the GatherElements ``node`` gathers whole rows along axis 1 of rank-3
+    data, else why not."""
+    if len(node.inputs) != 2:
+        return f"{len(node.inputs)} inputs"
     data, indices = node.inputs
-    if data.shape is None or len(data.shape) != 3 or int(node.attrs.get("axis", 0)) not in (1, -2):
-        return None
+    if data.shape is None or len(data.shape) != 3:
+        return "data shape unknown" if data.shape is None else f"data rank {len(data.shape)}, not 3"
+    axis = int(node.attrs.get("axis", 0))
+    if axis not in (1, -2):
+        return f"axis {axis}, not 1"
     d = data.shape[2]
+    if not isinstance(d, int):
+        return f"the data's last dim {d} is not static"
     expand = indices.inputs[0] if len(indices.inputs) == 1 else None
-    if not isinstance(d, int) or expand is None or expand.op != "Expand":
-        return None
+    if expand is None or expand.op != "Expand":
+        return f"indices {indices.name} are not an Expand"
     idx, target = expand.inputs
     if idx.shape is None or len(idx.shape) != 3 or idx.shape[2] != 1:
-        return None
+        return f"expanded indices {idx.name} have shape {idx.shape}, not (B,k,1)"
     shape = _values(target)
-    if shape is None or shape.ndim != 1 or len(shape) > 3 or shape[-1] != d:
-        return None
+    if shape is None:
+        return f"Expand shape {target.name} is not constant"
+    if shape.ndim != 1 or not 1 <= len(shape) <= 3 or shape[-1] != d:
+        return f"Expand shape {shape.tolist()} does not end in D={d}"
     # Expand(idx, s): out = broadcast(idx.shape, s). Only the size-1 last axis may grow (to D);
     # an entry 1 keeps idx's dim, any other entry must already be idx's dim.
     lead = [1] * (3 - len(shape)) + [int(v) for v in shape[:-1]]
     if not all(s == 1 or _same(s, dim) for s, dim in zip(lead, idx.shape[:2])):
-        return None
+        return f"Expand shape {shape.tolist()} repeats indices {list(idx.shape)} beyond their last axis"
     return idx
 
 
@@ -178,13 +202,22 @@ class _Builder:
         return y
 
 
+def _too_many_rows(data: gs.Tensor, dtype: np.dtype) -> bool:
+    """Whether the flat view's row numbers (B*N) might not fit ``dtype``."""
+    b, n = data.shape[0], data.shape[1]
+    if not isinstance(n, int):
+        return True
+    limit = np.iinfo(dtype).max
+    return n > limit or (isinstance(b, int) and b * n > limit)
+
+
 def _onnx_type(dtype: object) -> int:
     from onnx import helper
 
     return helper.np_dtype_to_tensor_dtype(np.dtype(dtype))
 
 
-def _rewrite(graph: gs.Graph, node: gs.Node, idx: gs.Tensor) -> None:
+def _rewrite(graph: gs.Graph, node: gs.Node, idx: gs.Tensor, index_dtype: np.dtype) -> None:
     data, out = node.inputs[0], node.outputs[0]
     n, d = data.shape[1], data.shape[2]
     b, k = idx.shape[0], idx.shape[1]
@@ -198,6 +231,10 @@ def _rewrite(graph: gs.Graph, node: gs.Node, idx: gs.Tensor) -> None:
         rows = g.var("rows", dtype, [b, k])
         make_squeeze(graph, idx, [2], rows)
     source = rows  # its dim 0 is the indices' batch
+    if np.dtype(dtype) != index_dtype and not _too_many_rows(data, index_dtype):
+        # int64 -> int32 is exact: every index is below N, every flat row below B*N
+        rows = g.add("Cast", [rows], g.var("rows_cast", index_dtype, [b, k]), to=_onnx_type(index_dtype))
+        dtype = index_dtype
     if not _nonnegative(idx):
         # Mod (fmod=0) takes the divisor's sign: i in [-N, N) -> i + N*(i < 0) in [0, N)
         rows = g.add("Mod", [rows, g.dim(data, 1, dtype)], g.var("wrapped", dtype, [b, k]))

@@ -33,18 +33,25 @@ import numpy as np
 import onnx_graphsurgeon as gs
 
 from graphkit.graph import int64_const, unique_name
-from graphkit.registry import EXACT, register_pass
+from graphkit.registry import EXACT, Sites, register_pass
 
 _SHAPE_ONLY = frozenset({"Unsqueeze", "Squeeze", "Reshape", "Flatten", "Identity", "Transpose", "Expand"})
 
 
 @register_pass("replace_scatternd_with_concat", contract=EXACT)
-def replace_scatternd_with_concat(graph: gs.Graph) -> int:
+def replace_scatternd_with_concat(graph: gs.Graph, *, sites: Sites) -> int:
     """Replace zero boards assembled by ScatterND blocks with nested Concats of the blocks.
 
-    Returns the number of boards replaced.
+    Each board (a ScatterND chain) is a site, labelled by its last ScatterND. Returns the number
+    of boards replaced.
     """
-    boards = [b for node in graph.nodes if _is_tail(graph, node) for b in [_board(node)] if b]
+    boards = []
+    for tail in [node for node in graph.nodes if _is_tail(graph, node)]:
+        board = _board(tail)
+        if isinstance(board, str):
+            sites.miss(tail.name, board)
+        elif sites.take(tail.name):
+            boards.append(board)
     for board in boards:  # all boards are decoded before any is rewritten
         _emit(graph, board)
     return len(boards)
@@ -99,26 +106,32 @@ def _const_value(t: gs.Tensor) -> np.ndarray | None:
     return None
 
 
-def _zero_fill(t: gs.Tensor) -> np.ndarray | None:
-    """The fill value of an all-zeros tensor (Constant, ConstantOfShape, Expand, shape ops), else None."""
+def _zero_fill(t: gs.Tensor) -> np.ndarray | str:
+    """The fill value of an all-zeros tensor (Constant, ConstantOfShape, Expand, shape ops), else
+    why the board is not one."""
     for _ in range(64):  # through a bounded number of shape-only ops
         value = _const_value(t)
         if value is not None:
-            return value.flat[0].copy() if value.size and not np.any(value) else None
+            if value.size and not np.any(value):
+                return value.flat[0].copy()
+            return f"the board {t.name} is not all zeros"
         node = t.inputs[0] if len(t.inputs) == 1 else None
         if node is None:
-            return None
+            return f"the board {t.name} is not a constant"
         if node.op == "ConstantOfShape":
             fill = node.attrs.get("value")
             value = np.zeros(1, np.float32) if fill is None else np.asarray(fill.values).ravel()
-            return value[0].copy() if value.size == 1 and not value[0] else None
+            if value.size == 1 and not value[0]:
+                return value[0].copy()
+            return f"the board is filled with {value.tolist()}, not zero"
         if node.op not in _SHAPE_ONLY:
-            return None
+            return f"the board is computed by {node.op} {node.name}, not a zero constant"
         t = node.inputs[0]
-    return None
+    return "the board is not a constant"
 
 
-def _board(tail: gs.Node) -> _Board | None:
+def _board(tail: gs.Node) -> _Board | str:
+    """The board the ScatterND chain ending at ``tail`` assembles, or why it is not one."""
     chain = [tail]
     while True:
         data = chain[-1].inputs[0]
@@ -128,32 +141,40 @@ def _board(tail: gs.Node) -> _Board | None:
         chain.append(producer)
     chain.reverse()
     zero = _zero_fill(chain[0].inputs[0])
+    if isinstance(zero, str):
+        return zero
     shape = tail.outputs[0].shape or chain[0].inputs[0].shape
-    if zero is None or shape is None:
-        return None
+    if shape is None:
+        return "the board's shape is unknown"
     indices = [_const_value(node.inputs[1]) for node in chain]
-    if any(i is None or i.ndim < 1 or i.shape[-1] < 1 for i in indices):
-        return None
+    for node, idx in zip(chain, indices):
+        if idx is None:
+            return f"the indices of {node.name} are not constant"
+        if idx.ndim < 1 or idx.shape[-1] < 1:
+            return f"the indices of {node.name} index no axis"
     p = max(i.shape[-1] for i in indices)
     dims = shape[:p]
     if len(shape) < p or not all(isinstance(d, int) and d >= 0 for d in dims):
-        return None
+        return f"the indexed axes {list(dims)} of the board are not static"
     blocks = []
     for node, idx in zip(chain, indices):
         box = _rectangle(idx, tuple(dims))
         if box is None:
-            return None
+            return f"the indices of {node.name} do not list one box in row-major order"
         start, size = box
         blocks.append(_Block(start, size, node.inputs[2], tuple(idx.shape[:-1]) != size[: idx.shape[-1]]))
-    if any(_overlap(a, b) for i, a in enumerate(blocks) for b in blocks[i + 1 :]):
-        return None
+    for i, a in enumerate(blocks):
+        for j in range(i + 1, len(blocks)):
+            if _overlap(a, blocks[j]):
+                return f"the blocks of {chain[i].name} and {chain[j].name} overlap"
     trailing = list(shape[p:])
     tree = _split(tuple(0 for _ in dims), tuple(dims), blocks)
     if tree is None:
-        return None
+        return "no guillotine cut splits the blocks (a pinwheel tiling)"
     static = all(isinstance(d, int) for d in trailing)
     if not static and (_has_hole(tree) or any(b.reshape for b in blocks)):
-        return None  # zero blocks and Reshape targets need the trailing dims
+        # zero blocks and Reshape targets need the trailing dims
+        return f"the trailing axes {trailing} are symbolic, and a hole or a flattened block needs them"
     return _Board(tail, tuple(dims), trailing, zero, blocks, tree)
 
 

@@ -40,7 +40,7 @@ import numpy as np
 import onnx_graphsurgeon as gs
 
 from graphkit.graph import axes_of, int64_const, rank, unique_name
-from graphkit.registry import EXACT, register_pass
+from graphkit.registry import EXACT, Sites, register_pass
 
 # Elementwise ops with one data input (further inputs, as Clip's min/max, are scalar parameters).
 _UNARY = frozenset(
@@ -52,31 +52,43 @@ _DEFAULT_DOMAINS = (None, "", "ai.onnx")
 
 
 @register_pass("split_maxpool", contract=EXACT)
-def split_maxpool(graph: gs.Graph, *, min_kernel: int = 2) -> int:
+def split_maxpool(graph: gs.Graph, *, min_kernel: int = 2, sites: Sites) -> int:
     """Split 2-D kh×kw MaxPools into a 1×kw pool then a kh×1 pool (width first).
 
     Both kh and kw must be at least ``max(min_kernel, 2)``. Returns the number of pools split.
     """
-    sites = 0
-    for pool in [n for n in graph.nodes if _splittable(n, max(2, min_kernel))]:
+    done = 0
+    pools = [n for n in graph.nodes if n.op == "MaxPool" and n.domain in _DEFAULT_DOMAINS]
+    for pool in pools:
+        why = _refusal(pool, max(2, min_kernel))
+        if why is not None:
+            sites.miss(pool.name, why)
+            continue
+        if not sites.take(pool.name):
+            continue
         layout = _layout_change(graph, pool)
         if layout is not None:
             _split_with_layout(graph, pool, *layout)
         else:
             _split(graph, pool)
-        sites += 1
-    return sites
+        done += 1
+    return done
 
 
-def _splittable(node: gs.Node, min_kernel: int) -> bool:
-    if node.op != "MaxPool" or node.domain not in _DEFAULT_DOMAINS:
-        return False
+def _refusal(node: gs.Node, min_kernel: int) -> str | None:
+    """Why the MaxPool ``node`` cannot be split, or None when it can."""
     if len(node.outputs) != 1 and any(t.name for t in node.outputs[1:]):
-        return False  # the Indices output would need its own (non-separable) rewrite
-    if node.attrs.get("storage_order", 0) != 0 or rank(node.inputs[0]) != 4:
-        return False
+        return "its Indices output would need its own (non-separable) rewrite"
+    if node.attrs.get("storage_order", 0) != 0:
+        return "storage_order != 0"
+    if rank(node.inputs[0]) != 4:
+        return f"input rank is {rank(node.inputs[0])}, not 4"
     kernel = list(node.attrs.get("kernel_shape", []))
-    return len(kernel) == 2 and min(kernel) >= min_kernel
+    if len(kernel) != 2:
+        return f"kernel_shape {kernel} is not 2-D"
+    if min(kernel) < min_kernel:
+        return f"kernel {kernel} has an axis below {min_kernel} (already split)"
+    return None
 
 
 def _axis_attrs(pool: gs.Node, axis: int) -> dict:

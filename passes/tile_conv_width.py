@@ -40,7 +40,7 @@ import numpy as np
 import onnx_graphsurgeon as gs
 
 from graphkit.graph import int64_const, opset_of, rank, unique_name
-from graphkit.registry import EXACT, register_pass
+from graphkit.registry import EXACT, Sites, register_pass
 
 _UNARY = frozenset(
     "Abs Acos Acosh Asin Asinh Atan Atanh Cast Ceil Celu Clip Cos Cosh Elu Erf Exp Floor Gelu "
@@ -53,21 +53,28 @@ _W = 3  # the width axis of (N, C, H, W)
 
 
 @register_pass("tile_conv_width", contract=EXACT)
-def tile_conv_width(graph: gs.Graph, *, tiles: int = 5, min_width: int = 4096) -> int:
+def tile_conv_width(graph: gs.Graph, *, tiles: int = 5, min_width: int = 4096, sites: Sites) -> int:
     """Tile wide regions of width-stride-1 convs and elementwise ops along the width, with exact halos.
 
-    Returns the number of regions tiled; ``tiles`` < 2 turns the pass off.
+    Each region is a site, labelled by its first Conv. Returns the number of regions tiled;
+    ``tiles`` < 2 turns the pass off.
     """
     if tiles < 2:
         return 0
     outputs = {id(t) for t in graph.outputs}
-    sites = 0
-    for x in _starts(graph, min_width):
+    starts, misses = _starts(graph, min_width)
+    for label, why in misses:
+        sites.miss(label, why)
+    regions = []  # all found before any is tiled (regions are disjoint: one does not see another)
+    for x in starts:
         region = _region(graph, x, outputs)
-        if region is not None:
-            _Tiler(graph, region).run(tiles)
-            sites += 1
-    return sites
+        if isinstance(region, tuple):
+            sites.miss(*region)
+        elif region is not None and sites.take(_first_conv(region.members).name):
+            regions.append(region)
+    for region in regions:
+        _Tiler(graph, region).run(tiles)
+    return len(regions)
 
 
 # -- finding the regions -----------------------------------------------------------------------
@@ -130,37 +137,60 @@ def _width_slice(node: gs.Node) -> bool:
     return axes is None or any(int(a) % 4 == _W for a in np.asarray(list(axes)).ravel())
 
 
-def _starts(graph: gs.Graph, min_width: int) -> list[gs.Tensor]:
-    """Wide rank-4 tensors where a region may begin: not made by a width-local op or a width Slice."""
+def _starts(graph: gs.Graph, min_width: int) -> tuple[list[gs.Tensor], list[tuple[str, str]]]:
+    """Wide rank-4 tensors where a region may begin (not made by a width-local op or a width
+    Slice); and (Conv, why) for the Convs that read a wide tensor no region may begin at."""
     seen: set[int] = set()
-    starts = []
+    starts, misses = [], []
     for t in [*graph.inputs, *(t for n in graph.nodes for t in _outputs(n))]:
-        w = _width(t)
-        if id(t) in seen or not isinstance(t, gs.Variable) or w is None or w < min_width:
+        if id(t) in seen or not isinstance(t, gs.Variable) or rank(t) != 4:
             continue
         seen.add(id(t))
-        if t.inputs and (_width_local(t.inputs[0]) or _width_slice(t.inputs[0])):
+        made = t.inputs[0] if t.inputs else None
+        if made is not None and _width_local(made):
+            continue  # inside a region, not at its start
+        w = _width(t)
+        if w is None:
+            misses += _conv_readers(t, f"its input {t.name} has no static width ({t.shape[_W]})")
+        elif w < min_width:
             continue
-        starts.append(t)
-    return starts
+        elif made is not None and _width_slice(made):
+            misses += _conv_readers(t, f"its input {t.name} is a width Slice (a tile) already")
+        else:
+            starts.append(t)
+    return starts, misses
+
+
+def _conv_readers(t: gs.Tensor, why: str) -> list[tuple[str, str]]:
+    return [(node.name, why) for node in t.outputs if node.op == "Conv"][:1]
+
+
+def _first_conv(nodes: list[gs.Node]) -> gs.Node:
+    return next(node for node in nodes if node.op == "Conv")
 
 
 def _conv(node: gs.Node) -> _Conv | None:
     """The geometry of a width-stride-1 2-D Conv whose pads are known, or None."""
+    geometry = _geometry(node)
+    return geometry if isinstance(geometry, _Conv) else None
+
+
+def _geometry(node: gs.Node) -> _Conv | str:
+    """The geometry of a width-stride-1 2-D Conv whose pads are known, or why it has none."""
     attrs = node.attrs
     w = node.inputs[1] if len(node.inputs) > 1 else None
     kernel = attrs.get("kernel_shape") or (list(w.shape[2:]) if w is not None and rank(w) == 4 else None)
     if kernel is None or len(kernel) != 2 or not all(isinstance(k, int) for k in kernel):
-        return None
+        return f"kernel shape {kernel} is not a static 2-D kernel"
     strides = [int(s) for s in attrs.get("strides", [1, 1])]
     dil = [int(d) for d in attrs.get("dilations", [1, 1])]
     auto_pad = attrs.get("auto_pad", "NOTSET")
     if strides[1] != 1:
-        return None
+        return f"width stride {strides[1]}"
     if auto_pad in ("SAME_UPPER", "SAME_LOWER"):
         h = node.inputs[0].shape[2]
         if not isinstance(h, int):
-            return None
+            return f"auto_pad {auto_pad} on a symbolic height {h}"
         totals = [max(0, (math.ceil(h / strides[0]) - 1) * strides[0] + (kernel[0] - 1) * dil[0] + 1 - h)]
         totals.append((kernel[1] - 1) * dil[1])  # stride 1: the output keeps the input's width
         begins = [t // 2 if auto_pad == "SAME_UPPER" else t - t // 2 for t in totals]
@@ -170,10 +200,12 @@ def _conv(node: gs.Node) -> _Conv | None:
     elif auto_pad == "NOTSET":
         pads = [int(p) for p in attrs.get("pads", [0, 0, 0, 0])]
     else:
-        return None
+        return f"auto_pad {auto_pad}"
     geometry = _Conv(int(kernel[1]), dil[1], pads[1], pads[3], (pads[0], pads[2]))
     # pads beyond the kernel's span would make columns that read no input (bias only)
-    return geometry if max(geometry.p0, geometry.p1) <= geometry.span else None
+    if max(geometry.p0, geometry.p1) > geometry.span:
+        return f"width pads {[geometry.p0, geometry.p1]} are wider than the kernel's span {geometry.span}"
+    return geometry
 
 
 def _invariant(t: gs.Tensor) -> bool:
@@ -208,14 +240,18 @@ def _eligible(node: gs.Node, inside: set[int]) -> bool:
     return _width(node.inputs[0]) == width  # unary
 
 
-def _region(graph: gs.Graph, x: gs.Tensor, graph_outputs: set[int]) -> _Region | None:
-    """The maximal width-local region downstream of ``x``, if it has one exit and a Conv."""
+def _region(graph: gs.Graph, x: gs.Tensor, graph_outputs: set[int]) -> _Region | tuple[str, str] | None:
+    """The maximal width-local region downstream of ``x``, if it has one exit and a Conv; else
+    (a Conv, why) when a Conv was in reach, or None."""
     start = 0 if not x.inputs else next(i for i, n in enumerate(graph.nodes) if n is x.inputs[0]) + 1
-    inside, members = {id(x)}, []
+    inside, members, refused = {id(x)}, [], None
     for node in graph.nodes[start:]:  # topological order: producers come first
-        if any(id(t) in inside for t in node.inputs) and _eligible(node, inside):
-            members.append(node)
-            inside.add(id(_outputs(node)[0]))
+        if any(id(t) in inside for t in node.inputs):
+            if _eligible(node, inside):
+                members.append(node)
+                inside.add(id(_outputs(node)[0]))
+            elif refused is None and node.op == "Conv":
+                refused = node
     member_ids = {id(m) for m in members}
     exits = [
         t
@@ -223,8 +259,20 @@ def _region(graph: gs.Graph, x: gs.Tensor, graph_outputs: set[int]) -> _Region |
         for t in _outputs(m)
         if id(t) in graph_outputs or any(id(r) not in member_ids for r in t.outputs)
     ]
-    if len(exits) != 1 or any(_width_local(r) for r in exits[0].outputs):
-        return None  # several exits: columns are mixed or leave halfway; or not maximal
+    convs = [m for m in members if m.op == "Conv"]
+    if not convs:  # not a candidate, unless a Conv it reaches could not join
+        if refused is None:
+            return None
+        return refused.name, f"cannot join the region from {x.name}: {_why_not(refused, inside)}"
+    if len(exits) > 1:
+        leaving = ", ".join(_leaves(t, member_ids, graph_outputs) for t in exits[:3])
+        return convs[0].name, f"{len(exits)} exits ({leaving}): its columns mix or leave halfway"
+    further = [r for r in exits[0].outputs if _width_local(r)] if exits else []
+    if further:
+        why = f"its exit {exits[0].name} feeds {_called(further[0])}, which cannot join"
+        return convs[0].name, f"{why}: {_why_not(further[0], inside)}"
+    if not exits:
+        return None  # nothing reads the region
     y = exits[0]
     needed, ancestors = {id(y)}, []
     for node in reversed(members):
@@ -234,6 +282,44 @@ def _region(graph: gs.Graph, x: gs.Tensor, graph_outputs: set[int]) -> _Region |
     if not any(node.op == "Conv" for node in ancestors):
         return None
     return _Region(x, y, ancestors[::-1], inside)
+
+
+def _leaves(t: gs.Tensor, member_ids: set[int], graph_outputs: set[int]) -> str:
+    """How the region tensor ``t`` leaves the region."""
+    reader = next((r for r in t.outputs if id(r) not in member_ids), None)
+    return f"{t.name} to {_called(reader)}" if reader is not None else f"{t.name} is a graph output"
+
+
+def _called(node: gs.Node) -> str:
+    return f"{node.op} {node.name or next((t.name for t in _outputs(node)), '')}"
+
+
+def _why_not(node: gs.Node, inside: set[int]) -> str:
+    """Why ``node``, which reads the region's tensors ``inside``, cannot join it."""
+    outputs = _outputs(node)
+    if node.domain not in _DEFAULT_DOMAINS or len(outputs) != 1:
+        return f"{node.op} is not width-local"
+    if node.op == "Conv" and int(node.attrs.get("strides", [1, 1])[-1]) != 1:
+        return f"width stride {node.attrs['strides'][-1]}"
+    if not _width_local(node):
+        return f"{node.op} is not width-local" if rank(outputs[0]) == 4 else f"output rank {rank(outputs[0])}"
+    width = _width(outputs[0])
+    if width is None:
+        return f"output width {outputs[0].shape[_W]} is not static"
+    if node.op in _ELEMENTWISE:
+        for t in node.inputs:
+            if id(t) in inside and _width(t) != width:
+                return f"{t.name} broadcasts along the width"
+            if id(t) not in inside and not _invariant(t):
+                return f"operand {t.name} varies along the width from outside"
+    elif id(node.inputs[0]) not in inside or any(id(t) in inside for t in node.inputs[1:]):
+        return "it reads the region through a parameter input"
+    elif node.op == "BatchNormalization":
+        return "BatchNormalization in training mode or with spatial=0"
+    elif node.op == "Conv":
+        geometry = _geometry(node) if _width(node.inputs[0]) is not None else "input width unknown"
+        return geometry if isinstance(geometry, str) else "its geometry is not supported"
+    return "it changes the width"
 
 
 # -- tiling ------------------------------------------------------------------------------------

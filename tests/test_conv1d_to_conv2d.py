@@ -15,7 +15,7 @@ from onnx import helper, numpy_helper
 
 from graphkit.graph import export_model, import_graph
 from graphkit.passes.conv1d_to_conv2d import conv1d_to_conv2d
-from graphkit.registry import EXACT, spec_of
+from graphkit.registry import EXACT, Sites, spec_of
 
 # -- helpers -------------------------------------------------------------------------------------
 
@@ -34,7 +34,7 @@ def weights(*shape: int, seed: int = 0) -> np.ndarray:
 
 def lift(model: onnx.ModelProto, *, shapes: bool = True) -> tuple[onnx.ModelProto, int]:
     graph = import_graph(model, shapes=shapes)
-    sites = conv1d_to_conv2d(graph)
+    sites = conv1d_to_conv2d(graph, sites=Sites())
     graph.cleanup().toposort()
     out = export_model(graph, like=model)
     onnx.checker.check_model(out, full_check=True)
@@ -698,3 +698,61 @@ def test_ecapa_like_trunk_is_one_region():
     assert_same_numbers(model, out)
     again, sites = lift(out)
     assert sites == 0 and again.SerializeToString() == roundtrip(out)
+
+
+# -- sites: one per region, labelled by its first Conv; near-misses --------------------------------
+
+
+def three_regions() -> onnx.ModelProto:
+    """Regions {conv_a, Relu}, {Relu, conv_e}, {conv_g, conv_y}: a variable-weight Conv and a
+    Softmax cut the chain."""
+    return build(
+        """g (float[1,4,10] x, float[4,4,1] wv) => (float[1,4,10] y) {
+            [conv_a] a = Conv<kernel_shape=[3], pads=[1,1]>(x, w)
+            b = Relu(a)
+            [conv_v] c = Conv<kernel_shape=[1]>(b, wv)
+            d = Relu(c)
+            [conv_e] e = Conv<kernel_shape=[3], pads=[1,1]>(d, w)
+            f = Softmax<axis=1>(e)
+            [conv_g] g = Conv<kernel_shape=[1]>(f, w2)
+            [conv_y] y = Conv<kernel_shape=[3], pads=[1,1]>(g, w)
+        }""",
+        w=weights(4, 4, 3),
+        w2=weights(4, 4, 1, seed=1),
+    )
+
+
+@pytest.mark.parametrize("k, convs", [(0, 0), (1, 1), (2, 2), (3, 4)])
+def test_first_k_regions_are_lifted_and_the_others_left_as_they_are(k, convs):
+    from graphkit.registry import first_sites
+
+    model = three_regions()
+    sites = first_sites(k)
+    out, result = tiny.run_sites(model, "conv1d_to_conv2d", sites)
+    assert sites.offered == ["conv_a", "conv_e", "conv_g"]
+    assert result.sites == convs and result.site_labels == sites.offered[:k]  # sites counts Convs
+    lifted = {n.name for n in nodes(out, "Conv") if len(attrs(n)["kernel_shape"]) == 2}
+    regions = [{"conv_a"}, {"conv_e"}, {"conv_g", "conv_y"}]
+    assert lifted == set().union(*regions[:k])
+    assert conv1d_left(out) == 5 - convs
+    assert_same_numbers(model, out, seed=k)
+
+
+def test_convs_that_cannot_be_lifted_are_near_misses():
+    _, result = tiny.run_sites(three_regions(), "conv1d_to_conv2d", None)
+    assert result.near_misses == [("conv_v", "weight wv is not a constant")]
+    unknown = build(
+        """g (float[1,4,10] x, int64[n] shape) => (float[?,?,?] y) {
+            r = Reshape(x, shape)
+            [conv] y = Conv<kernel_shape=[3]>(r, w)
+        }""",
+        w=weights(4, 4, 3),
+    )
+    out, result = tiny.run_sites(unknown, "conv1d_to_conv2d", None)
+    assert result.sites == 0 and result.near_misses == [("conv", "input rank unknown")]
+    # a 2-D Conv is no near-miss: there is nothing to lift
+    conv2d = build(
+        "g (float[1,4,5,10] x) => (float[1,4,3,8] y) { y = Conv<kernel_shape=[3,3]>(x, w) }",
+        w=weights(4, 4, 3, 3),
+    )
+    assert tiny.run_sites(conv2d, "conv1d_to_conv2d", None)[1].near_misses == []

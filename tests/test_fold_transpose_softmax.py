@@ -15,7 +15,7 @@ from onnx import numpy_helper
 
 from graphkit.graph import export_model, import_graph
 from graphkit.passes.fold_transpose_softmax import fold_transpose_softmax
-from graphkit.registry import EXACT, spec_of
+from graphkit.registry import EXACT, Sites, spec_of
 
 # -- helpers -------------------------------------------------------------------------------------
 
@@ -29,7 +29,7 @@ def build(text: str, opset: int = 11, **inits: np.ndarray) -> onnx.ModelProto:
 
 def fold(model: onnx.ModelProto, *, shapes: bool = True) -> tuple[onnx.ModelProto, int]:
     graph = import_graph(model, shapes=shapes)
-    sites = fold_transpose_softmax(graph)
+    sites = fold_transpose_softmax(graph, sites=Sites())
     graph.cleanup().toposort()
     out = export_model(graph, like=model)
     onnx.checker.check_model(out, full_check=True)
@@ -365,3 +365,102 @@ def test_property_fires_exactly_when_a_single_softmax_fits(case):
         assert sites == 0 and again.SerializeToString() == roundtrip(out)
     else:
         assert out.SerializeToString() == roundtrip(model)
+
+
+# -- sites: selection and near-misses ------------------------------------------------------------
+
+
+def fold_sites(model: onnx.ModelProto, sites: Sites | None):
+    """Run the pass as the manager does, with a site selection; returns (model, PassResult)."""
+    graph = import_graph(model)
+    result = spec_of(fold_transpose_softmax).run(graph, {}, sites)
+    graph.cleanup().toposort()
+    out = export_model(graph, like=model)
+    onnx.checker.check_model(out, full_check=True)
+    return out, result
+
+
+THREE_MAPS = """g (float[B,5,5,1] x) => (float[B,5,5,1] y, float[B,5,1] z, float[B,5,1] w) {
+    t = Transpose<perm=[0,1,3,2]>(x)
+    [map_s] s = Softmax<axis=3>(t)
+    y = Transpose<perm=[0,1,3,2]>(s)
+    r = ReduceSum<axes=[2], keepdims=0>(y)
+    u = Transpose<perm=[0,2,1]>(r)
+    [map_v] v = Softmax<axis=2>(u)
+    z = Transpose<perm=[0,2,1]>(v)
+    e = Transpose<perm=[0,2,1]>(z)
+    [map_f] f = Softmax<axis=2>(e)
+    w = Transpose<perm=[0,2,1]>(f)
+}"""
+
+
+@pytest.mark.parametrize("k", [0, 1, 2, 3])
+def test_first_k_sites_are_folded_and_the_rest_kept(k):
+    from graphkit.registry import first_sites
+
+    model = build(THREE_MAPS)
+    sites = first_sites(k)
+    out, result = fold_sites(model, sites)
+    assert sites.offered == ["map_s", "map_v", "map_f"]
+    assert result.sites == k and result.site_labels == sites.offered[:k]
+    wrapped_left = {
+        n.name for n in softmaxes(out) if getattr(producer(out, n.input[0]), "op_type", "") == "Transpose"
+    }
+    assert wrapped_left == set(sites.offered[k:])
+    assert ops(out)["Transpose"] == 6 - 2 * k and ops(out)["Softmax"] == 3
+    assert_same_numbers(model, out, {"x": randn(2, 5, 5, 1, seed=k)})
+
+
+def producer(model: onnx.ModelProto, tensor: str) -> onnx.NodeProto | None:
+    return next((n for n in model.graph.node if tensor in n.output), None)
+
+
+def test_a_transpose_shared_by_two_maps_is_offered_once_whatever_is_taken():
+    # T -> Softmax -> T^-1 -> Softmax -> T: the middle Transpose belongs to the first fold
+    from graphkit.registry import first_sites
+
+    model = build(
+        """g (float[2,4,3] x) => (float[2,3,4] y) {
+            t = Transpose<perm=[0,2,1]>(x)
+            [first] s = Softmax<axis=2>(t)
+            u = Transpose<perm=[0,2,1]>(s)
+            [second] v = Softmax<axis=2>(u)
+            y = Transpose<perm=[0,2,1]>(v)
+        }""",
+        opset=13,
+    )
+    shared = [("second", "its Transpose u is folded with first")]
+    for sites in (first_sites(0), first_sites(1)):
+        out, result = fold_sites(model, sites)
+        assert sites.offered == ["first"] and result.near_misses == shared
+        assert_same_numbers(model, out, {"x": randn(2, 4, 3)})
+
+
+@pytest.mark.parametrize(
+    "body, opset, why",
+    [
+        (
+            "t = Transpose<perm=[1,2,0]>(x)\n [m] s = Softmax<axis=2>(t)\n y = Transpose<perm=[1,2,0]>(s)",
+            13,
+            "perm [1, 2, 0] does not invert [1, 2, 0]",
+        ),
+        (
+            "t = Transpose<perm=[0,2,1]>(x)\n z = Relu(t)\n [m] s = Softmax<axis=2>(t)\n"
+            " y = Transpose<perm=[0,2,1]>(s)",
+            13,
+            "the Transpose output t has another reader",
+        ),
+        (
+            "t = Transpose<perm=[0,2,1]>(x)\n [m] s = Softmax<axis=2>(t)\n y = Transpose<perm=[0,2,1]>(s)",
+            11,
+            "at opset 11 the Softmax normalises axes [1] jointly, as no axis does",
+        ),
+    ],
+)
+def test_refused_maps_are_near_misses(body, opset, why):
+    model = build(f"g (float[2,3,4] x) => (float[?,?,?] y) {{ {body} }}", opset=opset)
+    out, result = fold_sites(model, None)
+    assert result.sites == 0 and result.near_misses == [("m", why)]
+    assert (
+        fold_sites(build("g (float[2,3] x) => (float[2,3] y) { y = Softmax(x) }"), None)[1].near_misses == []
+    )

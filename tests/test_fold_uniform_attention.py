@@ -33,8 +33,7 @@ def build(text: str, opset: int = 13, **inits: np.ndarray) -> onnx.ModelProto:
 
 def fold(model: onnx.ModelProto, fn=fold_uniform_attention, **params) -> tuple[onnx.ModelProto, PassResult]:
     graph = import_graph(model)
-    result = fn(graph, **params)
-    result = result if isinstance(result, PassResult) else PassResult(result)
+    result = spec_of(fn).run(graph, params)  # as the manager runs it (it supplies the sites)
     graph.cleanup().toposort()
     out = export_model(graph, like=model)
     onnx.checker.check_model(out, full_check=True)
@@ -452,3 +451,79 @@ def test_one_sixteenth_on_fifteen_nodes_is_far_outside_the_tolerance(opset):
     # A*x scaled by 15/16: the node outputs move by ~1e-2 here (0.043 on AASIST-L's logits,
     # §3.3), four orders of magnitude above what the exact 1/15 changes (nothing)
     assert 1e-3 < wrong < 1.0
+
+
+# -- sites: selection and near-misses ------------------------------------------------------------
+
+
+def fold_sites(model: onnx.ModelProto, sites, **params) -> tuple[onnx.ModelProto, PassResult]:
+    """Run the pass as the manager does, with a site selection."""
+    graph = import_graph(model)
+    result = spec_of(fold_uniform_attention).run(graph, params, sites)
+    graph.cleanup().toposort()
+    out = export_model(graph, like=model)
+    onnx.checker.check_model(out, full_check=True)
+    return out, result
+
+
+# map2's logits are a1 * 2e-6: 2e-6 wide while a1 is a Softmax in [0, 1], exactly flat once map1
+# is the constant 1/4. So map2 is a site only behind map1's fold, and is offered all the same
+# when map1 is left out. map4's logits are unbounded.
+MAPS = """g (float[2,4,3] x) => (float[2,4,3] y, float[2,4,3] v, float[2,4,3] w) {
+    e = Tanh(x)
+    z1 = Mul(e, zero)
+    [map1] a1 = Softmax<axis=1>(z1)
+    z2 = Mul(a1, c)
+    [map2] a2 = Softmax<axis=1>(z2)
+    y = Mul(a2, x)
+    z3 = Mul(e, zero)
+    [map3] a3 = Softmax<axis=2>(z3)
+    v = Mul(a3, x)
+    [map4] a4 = Softmax<axis=2>(x)
+    w = Mul(a4, x)
+}"""
+
+
+def maps() -> onnx.ModelProto:
+    return build(MAPS, zero=np.array(0.0, np.float32), c=np.array(2e-6, np.float32))
+
+
+@pytest.mark.parametrize("k", [0, 1, 2, 3])
+def test_first_k_maps_are_folded_and_the_rest_kept(k):
+    from graphkit.registry import first_sites
+
+    model = maps()
+    sites = first_sites(k)
+    out, result = fold_sites(model, sites)
+    assert sites.offered == ["map1", "map2", "map3"]
+    assert result.sites == k == len(result.notes) and result.site_labels == sites.offered[:k]
+    assert {n.name for n in out.graph.node if n.op_type == "Softmax"} == {*sites.offered[k:], "map4"}
+    assert max_delta(model, out, seed=k) == 0.0  # every folded map is exactly flat here
+
+
+def test_map2_needs_map1_folded():
+    # with map1's logits in [-1, 1], map1 stays a Softmax in [0, 1], and map2 is too wide
+    model = build(
+        MAPS.replace("z1 = Mul(e, zero)", "z1 = Identity(e)"),
+        zero=np.array(0.0, np.float32),
+        c=np.array(2e-6, np.float32),
+    )
+    _, result = fold_sites(model, None)
+    assert result.site_labels == ["map3"]
+    assert dict(result.near_misses)["map2"] == "logit width 2e-06 > tolerance 1e-06"
+
+
+def test_a_map_too_wide_for_the_tolerance_is_a_near_miss():
+    model = scored(1.02e-6)
+    model.graph.node[3].name = "att"
+    _, result = fold_sites(model, None)
+    assert result.sites == 0 and result.near_misses == [("att", "logit width 1.02e-06 > tolerance 1e-06")]
+    _, result = fold_sites(model, None, tolerance=1.05e-6)
+    assert result.sites == 1 and result.near_misses == []
+    _, result = fold_sites(maps(), None)
+    assert result.near_misses == [("map4", "logit width inf > tolerance 1e-06")]
+    output = build(
+        "g (float[2,4,3] x) => (float[2,4,1] a) { z = MatMul(x, w)\n [m] a = Softmax<axis=1>(z) }",
+        w=np.zeros((3, 1), np.float32),
+    )
+    assert fold_sites(output, None)[1].near_misses == [("m", "a is a graph output")]

@@ -57,3 +57,46 @@ def test_param_checking():
     with pytest.raises(PassError, match="item 0"):
         spec.check_params({"op_types": [1]}, "here")
     assert spec.check_params({}, "here")["mode"] == "high_performance"
+
+
+SITED = [spec.name for spec in REGISTRY.specs() if spec.takes_sites]
+
+
+def test_the_built_in_rewrites_expose_their_sites():
+    assert {
+        "conv1d_to_conv2d",
+        "fold_transpose_softmax",
+        "fold_uniform_attention",
+        "remove_identity",
+        "replace_gather_elements",
+        "replace_scatternd_with_concat",
+        "split_maxpool",
+        "tile_conv_width",
+    } <= set(SITED)
+
+
+@pytest.mark.parametrize("name", SITED)
+@pytest.mark.parametrize("sample", ["conv1d_chain", "with_shape_plumbing"])
+def test_selecting_no_site_rewrites_nothing_and_offers_the_same_sites(name, sample):
+    from graphkit.graph import export_model, import_graph
+    from graphkit.registry import Sites, first_sites
+
+    model = getattr(tiny, sample)()
+    spec = REGISTRY.get(name)
+    params = spec.check_params(NEEDS.get(name, {}), name)
+    none = first_sites(0)
+    graph = import_graph(model)
+    result = spec.run(graph, params, none)
+    assert result.sites == 0 and result.site_labels == [] and none.taken == []
+    graph.cleanup().toposort()
+    assert export_model(graph, like=model).SerializeToString() == tiny.roundtrip(model)
+    every = Sites()  # an unrestricted run offers the same sites, in the same order, and takes all
+    everything = spec.run(import_graph(model), params, every)
+    assert none.offered == every.offered == every.taken
+    assert (everything.sites > 0) == bool(every.taken)
+    holds = {
+        "conv1d_chain": {"conv1d_to_conv2d", "remove_identity"},
+        "with_shape_plumbing": {"remove_identity"},
+    }
+    if name in holds[sample]:  # so the test is not vacuous
+        assert every.taken

@@ -1,5 +1,6 @@
 import numpy as np
 import onnx
+import pytest
 import tiny
 
 
@@ -30,3 +31,76 @@ def test_must_not_fire_when_input_feeds_output_directly():
     out, result = tiny.apply_pass(model, "remove_identity")
     assert result.sites == 0
     assert [n.op_type for n in out.graph.node] == ["Identity"]
+
+
+# -- sites: selection and near-misses ------------------------------------------------------------
+
+CHAIN = """
+<ir_version: 8, opset_import: ["" : 17]>
+g (float[2,3] x) => (float[2,3] y, float[2,3] z) {
+    a = Relu(x)
+    [id_b] b = Identity(a)
+    c = Neg(b)
+    [id_d] d = Identity(c)
+    e = Exp(d)
+    [id_y] y = Identity(e)
+    [id_z] z = Identity(x)
+}
+"""
+
+
+@pytest.mark.parametrize("k", [0, 1, 2, 3])
+def test_first_k_sites_are_removed_and_the_rest_kept(k):
+    from graphkit.registry import first_sites
+
+    model = onnx.parser.parse_model(CHAIN)
+    sites = first_sites(k)
+    out, result = tiny.run_sites(model, "remove_identity", sites)
+    assert sites.offered == ["id_b", "id_d", "id_y"]  # the same whichever are taken
+    assert result.sites == k and result.site_labels == sites.offered[:k]
+    kept = {n.name for n in out.graph.node if n.op_type == "Identity"}
+    assert kept == {*sites.offered[k:], "id_z"}
+    assert [o.name for o in out.graph.output] == ["y", "z"]
+    x = np.random.default_rng(k).standard_normal((2, 3)).astype(np.float32)
+    for a, b in zip(tiny.run(out, {"x": x}), tiny.run(model, {"x": x})):
+        np.testing.assert_array_equal(a, b)
+
+
+def test_an_identity_that_must_stay_is_a_near_miss():
+    model = onnx.parser.parse_model(CHAIN)
+    _, result = tiny.run_sites(model, "remove_identity", None)
+    assert result.sites == 3
+    assert result.near_misses == [("id_z", "its output is a graph output and its input x is a graph input")]
+
+
+def test_identity_behind_a_left_out_identity_is_still_offered():
+    # id_a -> id_o: once id_a is gone, id_o reads the graph input x and must stay; it is a
+    # near-miss whether or not id_a is taken
+    from graphkit.registry import first_sites
+
+    model = onnx.parser.parse_model("""
+    <ir_version: 8, opset_import: ["" : 17]>
+    g (float[2] x) => (float[2] y) { [id_a] a = Identity(x)
+        [id_o] y = Identity(a) }
+    """)
+    for sites in (None, first_sites(0)):
+        out, result = tiny.run_sites(model, "remove_identity", sites)
+        assert result.near_misses == [
+            ("id_o", "its output is a graph output and its input x is a graph input")
+        ]
+    assert result.sites == 0 and len(out.graph.node) == 2
+
+
+@pytest.mark.parametrize("chosen", [{0}, {1}, {2}, {0, 2}, {1, 2}])
+def test_any_selection_of_sites_is_valid(chosen):
+    from graphkit.registry import Sites
+
+    model = onnx.parser.parse_model(CHAIN)
+    sites = Sites(lambda i: i in chosen)
+    out, result = tiny.run_sites(model, "remove_identity", sites)
+    assert sites.offered == ["id_b", "id_d", "id_y"] and result.sites == len(chosen)
+    kept = {n.name for n in out.graph.node if n.op_type == "Identity"}
+    assert kept == {"id_z", *(label for i, label in enumerate(sites.offered) if i not in chosen)}
+    x = np.random.default_rng(1).standard_normal((2, 3)).astype(np.float32)
+    for a, b in zip(tiny.run(out, {"x": x}), tiny.run(model, {"x": x})):
+        np.testing.assert_array_equal(a, b)

@@ -25,8 +25,8 @@ def build(text: str, opset: int = 13, **inits: np.ndarray) -> onnx.ModelProto:
     return model
 
 
-def rewrite(model: onnx.ModelProto) -> tuple[onnx.ModelProto, int]:
-    return tiny.rewrite(model, "replace_gather_elements")
+def rewrite(model: onnx.ModelProto, **params) -> tuple[onnx.ModelProto, int]:
+    return tiny.rewrite(model, "replace_gather_elements", **params)
 
 
 def same_graph(a: onnx.ModelProto, b: onnx.ModelProto) -> bool:
@@ -94,7 +94,8 @@ POOL_INITS = {
 def test_registered_as_exact_pass_without_parameters():
     spec = spec_of(replace_gather_elements)
     assert spec is not None and spec.name == "replace_gather_elements"
-    assert spec.contract == EXACT and not spec.params and spec.doc
+    assert spec.contract == EXACT and list(spec.params) == ["index_dtype"] and spec.doc
+    assert spec.params["index_dtype"].default == "int32"
 
 
 # -- before / expected ---------------------------------------------------------------------------
@@ -110,6 +111,7 @@ def test_static_batch_gets_constant_offsets():
         "TopK": 1,
         "Mul": 1,
         "Squeeze": 1,
+        "Cast": 1,
         "Add": 1,
         "Reshape": 1,
         "Gather": 1,
@@ -122,7 +124,7 @@ def test_static_batch_gets_constant_offsets():
     assert nodes["Reshape"].input[0] == "hs" and inits[nodes["Reshape"].input[1]].tolist() == [-1, 3]
     assert nodes["Squeeze"].input[0] == "idx"
     offsets = next(v for k, v in inits.items() if k in nodes["Add"].input)
-    assert offsets.tolist() == [[0], [5]] and offsets.dtype == np.int64
+    assert offsets.tolist() == [[0], [5]] and offsets.dtype == np.int32
     assert_identical(before, out, (2,))
 
 
@@ -152,7 +154,8 @@ def test_indices_unsqueezed_from_topk_on_a_rank2_score():
     out, sites = rewrite(before)
     assert sites == 1 and "Squeeze" not in ops(out) and "Unsqueeze" not in ops(out)
     add = next(n for n in out.graph.node if n.op_type == "Add")
-    assert "idx2" in add.input  # the Unsqueeze's input is the (B,k) row list
+    cast = next(n for n in out.graph.node if n.op_type == "Cast")
+    assert list(cast.input) == ["idx2"] and cast.output[0] in add.input  # the Unsqueeze's input
     assert_identical(before, out, (1, 4))
 
 
@@ -314,3 +317,75 @@ def test_unknown_expand_shape_is_left_alone():
             }"""
         )
     )
+
+
+# -- sites: selection and near-misses ------------------------------------------------------------
+
+
+def three_gathers() -> onnx.ModelProto:
+    """Three row gathers (gb reads ga's rows), and two GatherElements that are no row gathers."""
+    return build(
+        """g (float[2,5,3] h) => (float[2,2,3] b, float[2,2,3] c, float[2,5,3] d, float[2,2,3] e) {
+            wa = Expand(ia, shape)
+            [ga] a = GatherElements<axis=1>(h, wa)
+            wb = Expand(ib, shape)
+            [gb] b = GatherElements<axis=1>(a, wb)
+            wc = Expand(ic, shape)
+            [gc] c = GatherElements<axis=1>(h, wc)
+            wd = Expand(id, shape)
+            [gd] d = GatherElements<axis=2>(h, wd)
+            [ge] e = GatherElements<axis=1>(h, ie)
+        }""",
+        ia=np.array([[[4], [0]], [[1], [3]]], np.int64),
+        ib=np.array([[[1], [1]], [[1], [0]]], np.int64),
+        ic=np.array([[[2], [2]], [[0], [4]]], np.int64),
+        id=np.zeros((2, 5, 1), np.int64),
+        ie=np.array([[[0, 1, 2], [3, 4, 0]], [[1, 1, 1], [2, 2, 3]]], np.int64),
+        shape=np.array([1, 1, 3], np.int64),
+    )
+
+
+@pytest.mark.parametrize("k", [0, 1, 2, 3])
+def test_first_k_sites_are_replaced_and_the_rest_kept(k):
+    model = three_gathers()
+    out, result, sites = tiny.run_first(model, "replace_gather_elements", k)
+    assert sites.offered == ["ga", "gb", "gc"]
+    assert result.sites == k
+    left = {n.name for n in out.graph.node if n.op_type == "GatherElements"}
+    assert left == {*sites.offered[k:], "gd", "ge"}
+    assert ops(out)["Gather"] == k
+    assert_identical(model, out, (2,))
+
+
+def test_gathers_that_are_no_row_gathers_are_near_misses():
+    _, result = tiny.run_sites(three_gathers(), "replace_gather_elements", None)
+    assert result.near_misses == [("gd", "axis 2, not 1"), ("ge", "indices ie are not an Expand")]
+    unknown = build(
+        """g (float[2,5,3] h, int64[2,2,1] idx, int64[3] shape) => (float[?,?,?] y) {
+            wide = Expand(idx, shape)
+            [g] y = GatherElements<axis=1>(h, wide)
+        }"""
+    )
+    assert tiny.run_sites(unknown, "replace_gather_elements", None)[1].near_misses == [
+        ("g", "Expand shape shape is not constant")
+    ]
+
+
+@pytest.mark.parametrize("index_dtype", ["int32", "int64"])
+def test_row_arithmetic_dtype_and_lint(index_dtype):
+    """int32 (default): the TopK indices are cast before the Add, so ATC's int32 TopK output
+    never meets int64 offsets (E89999); lint agrees. int64 keeps the ONNX types as they were."""
+    from graphkit.lint import lint_model
+
+    before = build(POOL.format(b=2), **POOL_INITS)
+    out, sites = rewrite(before, index_dtype=index_dtype)
+    assert sites == 1
+    add = next(n for n in out.graph.node if n.op_type == "Add")
+    types = {
+        vi.name: vi.type.tensor_type.elem_type
+        for vi in onnx.shape_inference.infer_shapes(out).graph.value_info
+    }
+    want = onnx.TensorProto.INT32 if index_dtype == "int32" else onnx.TensorProto.INT64
+    assert all(types[i] == want for i in add.input if i in types)
+    rules = {f.rule for f in lint_model(out)}
+    assert ("topk-int64-arith" in rules) == (index_dtype == "int64")

@@ -431,3 +431,90 @@ def test_unknown_board_shape_is_left_alone():
         i1=np.array([[0], [1]], np.int64),
     )
     assert_untouched(model)
+
+
+# -- sites: one per ScatterND chain, labelled by its last ScatterND; near-misses --------------------
+
+
+def three_boards() -> onnx.ModelProto:
+    """Boards y (2 blocks), z (2 blocks, written the other way round), w (1 block and a hole),
+    and v, whose blocks overlap."""
+    return build(
+        """g (float[2,3] u1, float[2,3] u2) => (float[4,3] y, float[4,3] z, float[4,3] w, float[4,3] v) {
+            b1 = ScatterND(board, i1, u1)
+            [board_y] y = ScatterND(b1, i2, u2)
+            c1 = ScatterND(board, i2, u1)
+            [board_z] z = ScatterND(c1, i1, u2)
+            [board_w] w = ScatterND(board, i1, u2)
+            [first] d1 = ScatterND(board, i1, u1)
+            [board_v] v = ScatterND(d1, i12, u2)
+        }""",
+        board=np.zeros((4, 3), np.float32),
+        i1=np.array([[0], [1]], np.int64),
+        i2=np.array([[2], [3]], np.int64),
+        i12=np.array([[1], [2]], np.int64),
+    )
+
+
+@pytest.mark.parametrize("k", [0, 1, 2, 3])
+def test_first_k_boards_are_replaced_and_the_rest_kept(k):
+    model = three_boards()
+    out, result, sites = tiny.run_first(model, "replace_scatternd_with_concat", k)
+    assert sites.offered == ["board_y", "board_z", "board_w"]
+    assert result.sites == k
+    tails = {
+        n.name for n in out.graph.node if n.op_type == "ScatterND" and n.output[0] in ("y", "z", "w", "v")
+    }
+    assert tails == {*sites.offered[k:], "board_v"}
+    assert ops(out)["Concat"] == k
+    assert_identical(model, out, seed=k)
+
+
+def test_boards_that_cannot_be_replaced_are_near_misses():
+    assert tiny.run_sites(three_boards(), "replace_scatternd_with_concat", None)[1].near_misses == [
+        ("board_v", "the blocks of first and board_v overlap")
+    ]
+    two = {"i1": np.array([[0], [1]], np.int64), "i2": np.array([[2], [3]], np.int64)}
+    chain = "b1 = ScatterND(board, i1, u1)\n [tail] y = ScatterND(b1, i2, u2)"
+    nonzero = np.zeros((4, 3), np.float32)
+    nonzero[3, 2] = 1.0
+    cases = [
+        (
+            build(f"g (float[2,3] u1, float[2,3] u2) => (float[4,3] y) {{ {chain} }}", board=nonzero, **two),
+            "the board board is not all zeros",
+        ),
+        (
+            build(
+                f"g (float[4,3] board, float[2,3] u1, float[2,3] u2) => (float[4,3] y) {{ {chain} }}", **two
+            ),
+            "the board board is not a constant",
+        ),
+        (
+            build(
+                f"g (float[2,3] u1, float[2,3] u2, int64[2,1] i2) => (float[4,3] y) {{ {chain} }}",
+                board=np.zeros((4, 3), np.float32),
+                i1=two["i1"],
+            ),
+            "the indices of tail are not constant",
+        ),
+    ]
+    for model, why in cases:
+        out, result = tiny.run_sites(model, "replace_scatternd_with_concat", None)
+        assert result.sites == 0 and result.near_misses == [("tail", why)]
+
+
+def test_a_pinwheel_is_a_near_miss():
+    boxes = [((0, 2), (0, 1)), ((0, 1), (1, 3)), ((1, 3), (2, 3)), ((2, 3), (0, 2)), ((1, 2), (1, 2))]
+    inits = {f"i{k}": index_list(range(*r), range(*c)) for k, (r, c) in enumerate(boxes)}
+    shapes = [f"float[{r[1] - r[0]},{c[1] - c[0]}] u{k}" for k, (r, c) in enumerate(boxes)]
+    chain = "\n".join(f"b{k + 1} = ScatterND(b{k}, i{k}, u{k})" for k in range(4))
+    model = build(
+        f"""g ({", ".join(shapes)}) => (float[3,3] y) {{
+            {chain}
+            [pinwheel] y = ScatterND(b4, i4, u4)
+        }}""",
+        b0=np.zeros((3, 3), np.float32),
+        **inits,
+    )
+    _, result = tiny.run_sites(model, "replace_scatternd_with_concat", None)
+    assert result.near_misses == [("pinwheel", "no guillotine cut splits the blocks (a pinwheel tiling)")]

@@ -503,3 +503,90 @@ def test_property_tiling_matches_and_is_idempotent(case):
     assert_same_numbers(model, out, {"x": x})
     again, sites = tile(out, tiles=case["tiles"], min_width=8)
     assert sites == 0 and again.SerializeToString() == roundtrip(out)
+
+
+# -- sites: one per region, labelled by its first Conv; near-misses --------------------------------
+
+
+def three_regions() -> onnx.ModelProto:
+    """Regions from x1, from x2, and from a Transpose of the second one's exit."""
+    return build(
+        """g (float[1,2,3,40] x1, float[1,2,3,40] x2) => (float[1,2,3,40] y1, float[1,2,3,40] y2, float[1,2,3,40] y3) {
+            [conv1] c1 = Conv<kernel_shape=[1,3], pads=[0,1,0,1]>(x1, w)
+            y1 = Relu(c1)
+            [conv2] c2 = Conv<kernel_shape=[2,3], pads=[1,1,0,1]>(x2, w2)
+            y2 = Selu(c2)
+            t = Transpose<perm=[0,1,2,3]>(y2)
+            [conv3] c3 = Conv<kernel_shape=[1,3], dilations=[1,2], pads=[0,2,0,2]>(t, w)
+            y3 = Neg(c3)
+        }""",
+        w=weights(2, 2, 1, 3),
+        w2=weights(2, 2, 2, 3, seed=1),
+    )
+
+
+@pytest.mark.parametrize("k", [0, 1, 2, 3])
+def test_first_k_regions_are_tiled_and_the_rest_kept(k):
+    from graphkit.registry import first_sites
+
+    model = three_regions()
+    sites = first_sites(k)
+    out, result = tiny.run_sites(model, "tile_conv_width", sites, tiles=2, min_width=16)
+    assert sites.offered == ["conv1", "conv2", "conv3"]
+    assert result.sites == k and result.site_labels == sites.offered[:k]
+    assert {n.name for n in nodes(out, "Conv")} == {*sites.offered[k:]} | {
+        f"{label}_tile{t}" for label in sites.offered[:k] for t in range(2)
+    }
+    assert ops(out)["Concat"] == k
+    inputs = {"x1": randn(1, 2, 3, 40, seed=k), "x2": randn(1, 2, 3, 40, seed=k + 10)}
+    assert_same_numbers(model, out, inputs)
+
+
+@pytest.mark.parametrize(
+    "body, inputs, why",
+    [
+        (
+            "[c] c = Conv<kernel_shape=[1,3], strides=[1,2], pads=[0,1,0,1]>(x, w)\n y = Relu(c)",
+            "float[1,2,3,40] x",
+            "cannot join the region from x: width stride 2",
+        ),
+        (
+            "[c] c = Conv<kernel_shape=[1,1], pads=[0,1,0,1]>(x, w1)\n y = Relu(c)",
+            "float[1,2,3,40] x",
+            "cannot join the region from x: width pads [1, 1] are wider than the kernel's span 0",
+        ),
+        (
+            "[c] c = Conv<kernel_shape=[1,3], pads=[0,1,0,1]>(x, w)\n r = Relu(c)\n y = Add(r, z)",
+            "float[1,2,3,40] x, float[1,2,3,40] z",
+            "its exit r feeds Add y, which cannot join: operand z varies along the width from outside",
+        ),
+        (
+            "[c] c = Conv<kernel_shape=[1,3], pads=[0,1,0,1]>(x, w)\n y = Relu(c)\n"
+            " m = ReduceMax<axes=[3], keepdims=0>(c)",
+            "float[1,2,3,40] x",
+            "2 exits (c to ReduceMax m, y is a graph output): its columns mix or leave halfway",
+        ),
+        (
+            "s = Slice(x, starts, ends, axes)\n [c] c = Conv<kernel_shape=[1,3], pads=[0,1,0,1]>(s, w)\n"
+            " y = Relu(c)",
+            "float[1,2,3,40] x",
+            "its input s is a width Slice (a tile) already",
+        ),
+        (
+            "[c] c = Conv<kernel_shape=[1,3], pads=[0,1,0,1]>(x, w)\n y = Relu(c)",
+            "float[1,2,3,W] x",
+            "its input x has no static width (W)",
+        ),
+    ],
+)
+def test_refused_regions_are_near_misses(body, inputs, why):
+    model = build(
+        f"g ({inputs}) => (float[?,?,?,?] y) {{ {body} }}",
+        w=weights(2, 2, 1, 3),
+        w1=weights(2, 2, 1, 1),
+        starts=np.array([5], np.int64),
+        ends=np.array([35], np.int64),
+        axes=np.array([-1], np.int64),
+    )
+    out, result = tiny.run_sites(model, "tile_conv_width", None, tiles=2, min_width=16)
+    assert result.sites == 0 and result.near_misses == [("c", why)]

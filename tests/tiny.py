@@ -60,16 +60,24 @@ def run(model: onnx.ModelProto, feed: dict[str, np.ndarray]) -> list[np.ndarray]
     return sess.run(None, feed)
 
 
-def apply_pass(model: onnx.ModelProto, name: str, **params):
-    """Run one registered pass as the pass manager does; returns (model, PassResult)."""
+def apply_pass(model: onnx.ModelProto, name: str, *, sites=None, shapes: bool = True, **params):
+    """Run one registered pass as the pass manager does (under a ``Sites`` selection when
+    given); returns (model, PassResult)."""
     from graphkit.graph import export_model, import_graph
     from graphkit.registry import PassRegistry
 
     spec = PassRegistry().get(name)
-    graph = import_graph(model)
-    result = spec.run(graph, spec.check_params(params, name))
+    graph = import_graph(model, shapes=shapes)
+    result = spec.run(graph, spec.check_params(params, name), sites)
     graph.cleanup().toposort()
     return export_model(graph, like=model), result
+
+
+def run_sites(model: onnx.ModelProto, name: str, sites, **params):
+    """:func:`apply_pass` with a site selection (None: all), the result checked fully."""
+    out, result = apply_pass(model, name, sites=sites, **params)
+    onnx.checker.check_model(out, full_check=True)
+    return out, result
 
 
 def with_shape_plumbing(*, opset: int = 17) -> onnx.ModelProto:
@@ -127,3 +135,45 @@ def attrs(node: onnx.NodeProto) -> dict:
 
 def inits_of(model: onnx.ModelProto) -> dict[str, np.ndarray]:
     return {i.name: numpy_helper.to_array(i) for i in model.graph.initializer}
+
+
+def relu_mlp(*, layers: int = 10, width: int = 8, seed: int = 0) -> onnx.ModelProto:
+    """x (B,width) → [MatMul → Add → Relu] × layers → y (B,width): ``layers`` Relu sites, named
+    relu_0 … relu_{layers-1}, and every intermediate tensor a distinct name (h_i)."""
+    rng = np.random.default_rng(seed)
+    inits, nodes_ = [], []
+    prev = "x"
+    for i in range(layers):
+        w = (rng.standard_normal((width, width)) / np.sqrt(width)).astype(np.float32)
+        inits += [
+            numpy_helper.from_array(w, f"w_{i}"),
+            numpy_helper.from_array(np.full(width, 0.1, np.float32), f"b_{i}"),
+        ]
+        out = "y" if i == layers - 1 else f"h_{i}"
+        nodes_ += [
+            helper.make_node("MatMul", [prev, f"w_{i}"], [f"m_{i}"], name=f"matmul_{i}"),
+            helper.make_node("Add", [f"m_{i}", f"b_{i}"], [f"a_{i}"], name=f"add_{i}"),
+            helper.make_node("Relu", [f"a_{i}"], [out], name=f"relu_{i}"),
+        ]
+        prev = out
+    graph = helper.make_graph(
+        nodes_,
+        "relu_mlp",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["B", width])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, ["B", width])],
+        inits,
+    )
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    model.ir_version = 8
+    onnx.checker.check_model(model, full_check=True)
+    return model
+
+
+def run_first(model: onnx.ModelProto, name: str, k: int, **params):
+    """:func:`run_sites` on the first ``k`` sites; returns (model, PassResult, Sites)."""
+    from graphkit.registry import first_sites
+
+    sites = first_sites(k)
+    out, result = run_sites(model, name, sites, **params)
+    assert result.site_labels == sites.offered[:k]
+    return out, result, sites
