@@ -28,10 +28,12 @@ import onnx
 from graphkit import __version__
 from graphkit import atc as atc_mod
 from graphkit.errors import PassError, UsageError
+from graphkit.expect import check_ops
 from graphkit.io import sha256_bytes, write_bytes
 from graphkit.manager import (
     Checker,
     Dump,
+    Expect,
     Instrument,
     OpCount,
     Parity,
@@ -56,6 +58,7 @@ from graphkit.source import Source, load_source
 
 log = logging.getLogger("graphkit")
 DISTINCT_ROWS = 8  # per-batch checks draw their rows from at least this many distinct rows
+DEFAULT_LINT_CANN = "8.0"  # the CANN release lint assumes when the recipe's atc block names none
 
 
 @dataclass
@@ -66,6 +69,7 @@ class BatchResult:
     records: list[PassRecord]
     parity: dict[str, Any] | None
     atc_command: str
+    lint: list[dict[str, Any]] | None = None  # findings of graphkit.lint (None: not run)
 
 
 @dataclass
@@ -89,7 +93,14 @@ def apply_recipe(
     parity: bool = True,
     dump_passes: bool = False,
     registry: PassRegistry | None = None,
+    save_golden: bool = False,
+    lint: bool = True,
 ) -> ApplyResult:
+    """Run ``recipe`` and write its per-batch models, ``atc.sh``, the fusion switch file and
+    ``manifest.json`` into ``out_dir`` (all or nothing). ``save_golden`` adds, per batch size,
+    the reference inputs and outputs (``golden/bs<N>.npz`` and the inputs as ``.bin`` files
+    for msame/ais_bench, see :mod:`graphkit.golden`). ``lint`` runs :mod:`graphkit.lint` on
+    every final model: warnings are logged, errors stop the run before anything is written."""
     out_dir = Path(out_dir)
     if out_dir.exists() and not out_dir.is_dir():
         raise UsageError(f"-o {out_dir}: exists and is not a folder")
@@ -103,21 +114,22 @@ def apply_recipe(
     out_dir.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=".graphkit-", dir=out_dir))
     try:
-        base: list[Instrument] = [Timing(), OpCount(), Checker()]
+        base: list[Instrument] = [Timing(), OpCount(), Checker(), Expect()]
         dump_dir = out_dir / "passes" if dump_passes else None
-        feeds = _Feeds(recipe, source.model, source.outputs) if parity else None
+        feeds = _Feeds(recipe, source.model, source.outputs) if parity or save_golden else None
         manager = PassManager(registry, [*base, *_dump(dump_dir, "all"), Progress("all ")])
         extra: list[Instrument] = [Parity(feeds.stage1(), "")] if feeds is not None else []
         model, records = manager.run(source.model, stage1, extra=extra)
 
         batches = []
+        seen_lint: set[tuple[str, str | None, str]] = set()
         for b in batch_sizes:
             label = f"bs{b} "
             bm = PassManager(registry, [*base, *_dump(dump_dir, f"bs{b}"), Progress(label)])
             final, brecords = bm.run(model, stage2, batch=b)
             data = final.SerializeToString()  # once: parity, the hash and the file share it
             figures = None
-            if feeds is not None:  # loading into onnxruntime also checks the weights
+            if parity and feeds is not None:  # loading into onnxruntime also checks the weights
                 ref_b = feeds.for_batch(b)
                 figures = _check_batch(ref_b, data, b)
                 if figures is None:  # breach: localise it to a pass, with a check after each
@@ -126,9 +138,15 @@ def apply_recipe(
                     figures = brecords[-1].parity
             else:
                 check_model_full(final, f"batch {b}")
+            if recipe.expect_ops:
+                check_ops(final, recipe.expect_ops, f"{recipe.path}: batch {b}")
+            findings = _lint(recipe, final, b, seen_lint) if lint else None
             name = f"{recipe.name}_bs{b}.onnx"
             write_bytes(staging / name, data)
-            batches.append(BatchResult(b, name, sha256_bytes(data), brecords, figures, ""))
+            if save_golden:
+                assert feeds is not None
+                _write_golden(staging, recipe, feeds.for_batch(b), b)
+            batches.append(BatchResult(b, name, sha256_bytes(data), brecords, figures, "", findings))
             log.info("%swritten (%.1f MB)", label, len(data) / 1e6)
 
         settings = _atc_settings(recipe, [*records, *(r for x in batches for r in x.records)])
@@ -153,11 +171,60 @@ def apply_recipe(
 
         files = []
         for item in sorted(staging.iterdir()):  # everything passed: rename into place
-            os.replace(item, out_dir / item.name)
-            files.append(out_dir / item.name)
+            target = out_dir / item.name
+            if item.is_dir() and target.is_dir():  # golden/ from an earlier run
+                shutil.rmtree(target)
+            os.replace(item, target)
+            files.append(target)
         return ApplyResult(out_dir, files, records, batches, manifest)
     finally:
         shutil.rmtree(staging, ignore_errors=True)
+
+
+def _lint(
+    recipe: Recipe, model: onnx.ModelProto, batch: int, seen: set[tuple[str, str | None, str]]
+) -> list[dict[str, Any]]:
+    """Lint a final model for the recipe's ATC target; log new warnings, stop on an error."""
+    from graphkit.errors import LintError
+    from graphkit.lint import ERROR, lint_model
+
+    findings = lint_model(
+        model,
+        soc=recipe.atc.soc_version,
+        cann=recipe.atc.cann_version or DEFAULT_LINT_CANN,
+        ignore=recipe.lint_ignore,
+    )
+    errors = [f for f in findings if f.severity == ERROR]
+    if errors:
+        first = errors[0]
+        more = f" (+{len(errors) - 1} more; run graphkit lint on the model)" if len(errors) > 1 else ""
+        fix = f"; fix: pass '{first.fix}'" if first.fix else ""
+        raise LintError(
+            f"batch {batch}: the final model would fail ATC: [{first.rule}] {first.message}{fix}{more}"
+            f" (skip a rule with the recipe's lint.ignore, or all with --no-lint)"
+        )
+    for f in findings:  # the same warnings repeat for every batch size: log each once
+        key = (f.rule, f.node, f.message)
+        if key not in seen:
+            seen.add(key)
+            log.warning("lint [%s] %s%s", f.rule, f.message, f"; fix: pass '{f.fix}'" if f.fix else "")
+    return [f.as_dict() for f in findings]
+
+
+def _write_golden(staging: Path, recipe: Recipe, ref: Reference, batch: int) -> None:
+    from graphkit.golden import load_golden, save_golden, write_golden_inputs
+
+    meta = {
+        "recipe": recipe.name,
+        "recipe_sha256": recipe.sha256,
+        "seed": recipe.parity.seed,
+        "batch": batch,
+        "rows": "the parity rows: the recipe's real samples first, then seeded rows",
+    }
+    path = save_golden(
+        staging / "golden" / f"bs{batch}.npz", inputs=ref.feeds[0], outputs=ref.values[0], meta=meta
+    )
+    write_golden_inputs(load_golden(path), staging / "golden" / f"bs{batch}")
 
 
 def _dump(directory: Path | None, prefix: str) -> list[Instrument]:
@@ -308,6 +375,7 @@ def _manifest(
                 "passes": [r.as_dict() for r in b.records],
                 "parity": b.parity,
                 "atc_command": b.atc_command,
+                **({"lint": b.lint} if b.lint is not None else {}),
             }
             for b in batches
         ],

@@ -46,6 +46,12 @@ def build_parser() -> argparse.ArgumentParser:
     a.add_argument("--no-parity", action="store_true", help="skip the onnxruntime parity checks")
     a.add_argument("--dump-passes", action="store_true", help="write every intermediate model")
     a.add_argument("--json", action="store_true", help="print the manifest instead of the table")
+    a.add_argument(
+        "--save-golden",
+        action="store_true",
+        help="also write golden/bs<N>.npz (reference inputs and outputs) and the inputs as .bin",
+    )
+    a.add_argument("--no-lint", action="store_true", help="skip graphkit lint on the final models")
 
     e = sub.add_parser("eval", parents=[common], help="the task's metric per batch size and runner")
     e.add_argument("recipe", type=Path)
@@ -93,6 +99,25 @@ def build_parser() -> argparse.ArgumentParser:
     pp.add_argument("--limit", type=int, default=None)
     pp.add_argument("-o", "--out", type=Path, required=True)
 
+    bi = sub.add_parser(
+        "bisect", parents=[common], help="find the first pass, and site, that breaks the numbers"
+    )
+    bi.add_argument("recipe", type=Path)
+    bi.add_argument("--batch", type=int, default=None, help="batch size (default: first that fails)")
+    bi.add_argument("--weights", type=Path, default=None, help="checkpoint for a built-in model")
+    bi.add_argument(
+        "--data",
+        action="append",
+        default=[],
+        metavar="DIR[=LABEL]",
+        help="gate on the task's metric over this dataset instead of the parity tolerance",
+    )
+    bi.add_argument("--trials", type=Path, default=None)
+    bi.add_argument("--limit", type=int, default=None, help="evaluate N evenly spaced utterances")
+    bi.add_argument("--metric", default=None, help="metric to gate on (default: the task's main one)")
+    bi.add_argument("--max-delta", type=float, default=0.0, help="allowed |Δ metric| (default 0)")
+    bi.add_argument("--json", action="store_true")
+
     ps = sub.add_parser("passes", parents=[common], help="list the registered passes")
     ps.add_argument("--json", action="store_true")
 
@@ -101,6 +126,11 @@ def build_parser() -> argparse.ArgumentParser:
     )
     i.add_argument("model", type=Path)
     i.add_argument("--json", action="store_true")
+
+    from graphkit import compare, lint
+
+    lint.add_parser(sub, common)
+    compare.add_parser(sub, common)
     return p
 
 
@@ -124,10 +154,12 @@ def _main(argv: Sequence[str] | None) -> int:
             "eval": _eval,
             "bench": _bench,
             "preprocess": _preprocess,
+            "bisect": _bisect,
             "passes": _passes,
             "inspect": _inspect,
         }
-        return commands[args.command](args)
+        func = getattr(args, "func", None) or commands[args.command]
+        return func(args)
     except GraphkitError as exc:
         if verbose:
             logging.getLogger("graphkit").exception("traceback")
@@ -164,6 +196,8 @@ def _apply(args: argparse.Namespace) -> int:
         weights=args.weights,
         parity=not args.no_parity,
         dump_passes=args.dump_passes,
+        save_golden=args.save_golden,
+        lint=not args.no_lint,
     )
     if args.json:
         print(json.dumps(result.manifest, indent=2))
@@ -171,6 +205,30 @@ def _apply(args: argparse.Namespace) -> int:
         print(summary_table(result))
         print(f"\nwrote {len(result.files)} files to {result.out_dir}/ (run atc.sh on a CANN host)")
     return 0
+
+
+def _bisect(args: argparse.Namespace) -> int:
+    from graphkit.bisect import bisect_recipe, metric_gate_factory, render
+    from graphkit.recipe import load_recipe
+
+    recipe = load_recipe(args.recipe)
+    if args.batch is not None and args.batch < 1:
+        raise UsageError("--batch must be at least 1")
+    if args.weights is not None and not args.weights.is_file():
+        raise UsageError(f"--weights: file not found: {args.weights}")
+    factory = None
+    if args.data:
+        from graphkit.evaluate import load_eval_data
+
+        if args.limit is not None and args.limit < 2:
+            raise UsageError("--limit must be at least 2")
+        data = load_eval_data(recipe, _data_args(args.data), trials=args.trials, limit=args.limit, workers=2)
+        factory = metric_gate_factory(recipe, data, args.metric, args.max_delta)
+    elif args.metric or args.trials or args.limit is not None:
+        raise UsageError("--metric, --trials and --limit gate on a metric: give --data too")
+    report = bisect_recipe(recipe, batch=args.batch, weights=args.weights, gate_factory=factory)
+    print(json.dumps(report.as_dict(), indent=2) if args.json else render(report))
+    return 0 if report.final_breach is None else 1
 
 
 def _data_args(values: list[str]) -> list[tuple[Path, str | None]]:

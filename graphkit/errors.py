@@ -50,3 +50,15 @@ class RunnerError(GraphkitError):
 
 class RunnerUnavailable(RunnerError):
     """An inference backend is not installed or its hardware is absent."""
+
+
+class ExpectationError(GraphkitError):
+    """A recipe expectation (``expect``, ``expect_ops``) does not hold for the model."""
+
+    exit_code = 1
+
+
+class LintError(GraphkitError):
+    """The model breaks a rule ATC enforces (graphkit lint found an error)."""
+
+    exit_code = 1

@@ -12,7 +12,7 @@ from __future__ import annotations
 import hashlib
 import logging
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -20,10 +20,11 @@ from typing import Any
 import onnx
 
 from graphkit.errors import GraphkitError, ParityError, PassError
+from graphkit.expect import check_sites, near_miss_text
 from graphkit.graph import check_structure, export_model, import_graph, op_histogram
 from graphkit.parity import OrtFailure, Reference, first_breach, parity_message
 from graphkit.recipe import BATCH_PASS, ParitySpec, PassStep
-from graphkit.registry import PassRegistry, PassSpec
+from graphkit.registry import PassRegistry, PassSpec, Sites
 
 log = logging.getLogger("graphkit")
 
@@ -44,6 +45,7 @@ class PassRecord:
     parity: dict[str, dict[str, Any]] | None = None
     atc: dict[str, Any] = field(default_factory=dict)
     notes: list[str] = field(default_factory=list)
+    near_misses: list[tuple[str, str]] = field(default_factory=list)  # (candidate, why not)
 
     def as_dict(self) -> dict[str, Any]:
         return {k: v for k, v in vars(self).items() if v not in (None, {}, []) or k == "sites"}
@@ -101,6 +103,31 @@ class Checker(Instrument):
             raise PassError(
                 f"{event.step.where}: pass '{event.spec.name}' produced an invalid model: {first}"
             ) from None
+
+
+class Expect(Instrument):
+    """A step's ``expect`` (e.g. ``sites: ">= 4"``) must hold; a pass that rewrote nothing while
+    it could say why candidates did not match gets a warning even without an expectation."""
+
+    def after_pass(self, event: PassEvent) -> None:
+        r = event.record
+        if "sites" in event.step.expect:
+            check_sites(
+                event.step.where,
+                event.spec.name,
+                r.sites,
+                event.step.expect,
+                r.near_misses,
+                r.batch,
+                explains=event.spec.takes_sites,
+            )
+        elif r.sites == 0 and r.near_misses:
+            log.warning(
+                "%s: pass '%s' rewrote nothing%s",
+                event.step.where,
+                event.spec.name,
+                near_miss_text(r.near_misses),
+            )
 
 
 class Dump(Instrument):
@@ -193,7 +220,10 @@ class PassManager:
         *,
         batch: int | None = None,
         extra: Sequence[Instrument] = (),
+        sites: Mapping[int, Sites] | None = None,
     ) -> tuple[onnx.ModelProto, list[PassRecord]]:
+        """Run ``steps`` in order. ``sites`` maps a step index to the :class:`Sites` selection
+        that step's pass runs under (``graphkit bisect``); the others rewrite every match."""
         instruments = [*self.instruments, *extra]
         records: list[PassRecord] = []
         done: list[str] = []
@@ -208,7 +238,7 @@ class PassManager:
                 inst.before_pass(event)
             for inst in instruments[1:]:
                 inst.before_pass(event)
-            model_after = self._apply(spec, step, params, model, event)
+            model_after = self._apply(spec, step, params, model, event, (sites or {}).get(i))
             event.after = model_after
             for inst in instruments:
                 inst.after_pass(event)
@@ -224,12 +254,13 @@ class PassManager:
         params: dict[str, Any],
         model: onnx.ModelProto,
         event: PassEvent,
+        sites: Sites | None = None,
     ) -> onnx.ModelProto:
         graph = import_graph(model)
         batch = f", batch {event.record.batch}" if event.record.batch is not None else ""
         after = f" (after: {', '.join(event.previous)})" if event.previous else ""
         try:
-            result = spec.run(graph, params)
+            result = spec.run(graph, params, sites)
             graph.cleanup(remove_unused_graph_inputs=False).toposort()
             out = export_model(graph, like=model)
         except GraphkitError as exc:
@@ -241,4 +272,5 @@ class PassManager:
         event.record.sites = result.sites
         event.record.atc = dict(result.atc)
         event.record.notes = list(result.notes)
+        event.record.near_misses = list(result.near_misses)
         return out

@@ -21,9 +21,12 @@ Schema (see ``recipes/ecapa.yaml`` for a full example)::
       - conv1d_to_conv2d                  # a name, or
       - pass: simplify                    # a mapping with parameters
         with: {skip_fuse_bn: true}
+        expect: {sites: ">= 1"}           # optional: fail when the pass rewrites fewer
       - pass: mypkg.passes:fuse_thing     # a third-party pass by module:function
     parity: {seed: 0, batch: 2, tolerance: {...}, samples: [...]}
-    atc: {soc_version: Ascend310P3, ...}
+    atc: {soc_version: Ascend310P3, cann_version: "8.0", ...}
+    expect_ops: {Conv1d: 0, ScatterND: 0} # optional: op counts every final model must meet
+    lint: {ignore: [pad-reflect]}         # optional: graphkit lint rules apply skips
 """
 
 from __future__ import annotations
@@ -35,9 +38,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import onnx
 import yaml
 
 from graphkit.errors import PassError, RecipeError
+from graphkit.expect import PSEUDO_OPS, STEP_KEYS, Condition, known_op, parse_condition
 from graphkit.suggest import did_you_mean
 
 DEFAULT_BATCH_SIZES = (1, 4, 8, 16, 32, 64)  # the ECAPA guide's table
@@ -77,6 +82,7 @@ class PassStep:
     name: str
     params: Mapping[str, Any]
     where: str  # e.g. "recipes/ecapa.yaml: passes[2]"
+    expect: Mapping[str, Condition] = field(default_factory=dict)  # {"sites": Condition}
 
 
 @dataclass(frozen=True)
@@ -137,6 +143,8 @@ class Recipe:
     parity: ParitySpec
     atc: Any  # graphkit.atc.AtcSettings
     task: TaskSpec | None = None
+    expect_ops: Mapping[str, Condition] = field(default_factory=dict)  # on every final model
+    lint_ignore: tuple[str, ...] = ()  # graphkit.lint rule ids apply does not check
 
     @property
     def base_dir(self) -> Path:
@@ -241,7 +249,19 @@ def _join(where: str, key: str | int) -> str:
     return f"{where}.{key}" if where else key
 
 
-TOP_KEYS = ("name", "source", "inputs", "outputs", "batch_sizes", "passes", "parity", "atc", "task")
+TOP_KEYS = (
+    "name",
+    "source",
+    "inputs",
+    "outputs",
+    "batch_sizes",
+    "passes",
+    "parity",
+    "atc",
+    "task",
+    "expect_ops",
+    "lint",
+)
 
 
 def load_recipe(path: str | Path, *, registry: Any = None) -> Recipe:
@@ -288,7 +308,53 @@ def parse_recipe(data: Any, *, path: Path, sha256: str = "", registry: Any = Non
     c.mapping(atc_data, "atc")
     atc = settings_from_mapping(atc_data, f"{path}: atc")
     task = _task(c, top["task"], inputs, outputs) if top.get("task") is not None else None
-    return Recipe(path, sha256, name, source, inputs, outputs, batch_sizes, passes, parity, atc, task)
+    expect_ops = _expect_ops(c, top.get("expect_ops", {}) or {})
+    lint_ignore = _lint(c, top.get("lint", {}) or {})
+    return Recipe(
+        path,
+        sha256,
+        name,
+        source,
+        inputs,
+        outputs,
+        batch_sizes,
+        passes,
+        parity,
+        atc,
+        task,
+        expect_ops,
+        lint_ignore,
+    )
+
+
+def _lint(c: _Checker, value: Any) -> tuple[str, ...]:
+    from graphkit.lint import RULES
+
+    lint = c.mapping(value, "lint", allowed=("ignore",))
+    ignore = lint.get("ignore", []) or []
+    if not isinstance(ignore, list):
+        raise c.fail("lint.ignore", f"expected a list of rule ids, got {_kind(ignore)}")
+    for i, rule in enumerate(ignore):
+        c.choice(rule, f"lint.ignore[{i}]", list(RULES))
+    return tuple(ignore)
+
+
+def _condition(c: _Checker, value: Any, where: str) -> Condition:
+    try:
+        return parse_condition(value)
+    except ValueError as exc:
+        raise c.fail(where, str(exc)) from None
+
+
+def _expect_ops(c: _Checker, value: Any) -> dict[str, Condition]:
+    ops = c.mapping(value, "expect_ops")
+    out = {}
+    for op, cond in ops.items():
+        if not known_op(op):
+            hint = did_you_mean(op, [*PSEUDO_OPS, *(s.name for s in onnx.defs.get_all_schemas())])
+            raise c.fail(f"expect_ops.{op}", f"unknown op type '{op}'{hint} (or Conv1d, Conv2d, Conv3d)")
+        out[op] = _condition(c, cond, f"expect_ops.{op}")
+    return out
 
 
 def _task(c: _Checker, value: Any, inputs: tuple[InputSpec, ...], outputs: tuple[str, ...]) -> TaskSpec:
@@ -422,13 +488,16 @@ def _passes(c: _Checker, value: Any, registry: Any) -> tuple[PassStep, ...]:
     steps = []
     for i, item in enumerate(value):
         where = f"passes[{i}]"
+        expect: dict[str, Condition] = {}
         if isinstance(item, str):
             name, params = item, {}
         else:
-            item = c.mapping(item, where, required=("pass",), allowed=("pass", "with"))
+            item = c.mapping(item, where, required=("pass",), allowed=("pass", "with", "expect"))
             name = c.string(item["pass"], f"{where}.pass")
             params = item.get("with", {}) or {}
             c.mapping(params, f"{where}.with")
+            expect_map = c.mapping(item.get("expect", {}) or {}, f"{where}.expect", allowed=STEP_KEYS)
+            expect = {k: _condition(c, v, f"{where}.expect.{k}") for k, v in expect_map.items()}
         try:
             spec = registry.get(name)
             checked = spec.check_params(params, f"{c.path}: {where}.with")
@@ -439,7 +508,7 @@ def _passes(c: _Checker, value: Any, registry: Any) -> tuple[PassStep, ...]:
             raise RecipeError(text) from None
         if spec.name == BATCH_PASS and "batch" in params:
             raise c.fail(f"{where}.with.batch", "set per batch size from batch_sizes; remove it")
-        steps.append(PassStep(spec.name if ":" not in name else name, checked, f"{c.path}: {where}"))
+        steps.append(PassStep(spec.name if ":" not in name else name, checked, f"{c.path}: {where}", expect))
     names = [s.name for s in steps]
     if names.count(BATCH_PASS) > 1:
         raise c.fail("passes", f"'{BATCH_PASS}' may appear once")

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import onnx_graphsurgeon as gs
 
-from graphkit import EXACT, register_pass
+from graphkit import EXACT, Sites, register_pass
 
 
 @register_pass("scale_first_conv_weight", contract=EXACT)
@@ -70,3 +70,23 @@ def add_incompatible_constant(graph: gs.Graph) -> int:
             graph.nodes.append(gs.Node("Add", inputs=[mid, bad], outputs=[out]))
             return 1
     return 0
+
+
+@register_pass("scale_after_relu", contract=EXACT)
+def scale_after_relu(
+    graph: gs.Graph, *, bad: int = -1, factor: float = 1.05, drift: float = 1.0, sites: Sites
+) -> int:
+    """Insert ``Mul(relu, drift)`` after every Relu — except the ``bad``-th, which gets
+    ``factor`` (a planted wrong rewrite for ``graphkit bisect`` to find; ``drift`` != 1 makes
+    every site a little wrong). Sites: the Relus, in graph order."""
+    done = 0
+    for i, node in enumerate([n for n in graph.nodes if n.op == "Relu"]):
+        if not sites.take(node.name):
+            continue
+        out = node.outputs[0]
+        mid = gs.Variable(out.name + "_pre", dtype=out.dtype, shape=out.shape)
+        node.outputs[0] = mid
+        scale = np.array(factor if i == bad else drift, dtype=np.float32)
+        graph.nodes.append(gs.Node("Mul", inputs=[mid, gs.Constant(out.name + "_k", scale)], outputs=[out]))
+        done += 1
+    return done

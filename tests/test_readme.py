@@ -31,7 +31,7 @@ def test_quick_start_is_two_make_targets_and_ci_runs_the_test_one():
 
 
 def test_recipe_example_is_a_valid_recipe(tmp_path):
-    (tmp_path / "r.yaml").write_text(blocks("yaml")[0])
+    (tmp_path / "r.yaml").write_text(next(b for b in blocks("yaml") if b.startswith("name:")))
     from graphkit.recipe import load_recipe
 
     recipe = load_recipe(tmp_path / "r.yaml")
@@ -68,3 +68,11 @@ def test_pass_table_lists_every_builtin_pass():
     assert sorted(name for name, _ in listed) == registry.names()
     for name, contract in listed:
         assert str(registry.get(name).contract).startswith(contract)
+
+
+def test_lint_rule_table_matches_the_rules():
+    from graphkit.lint import RULES
+
+    section = README.split("**Lint**", 1)[1].split("## ", 1)[0]
+    listed = re.findall(r"^\| `([a-z0-9-]+)` \| (error|warning) \| `?([a-z0-9_-]+)`? \|", section, flags=re.M)
+    assert listed == [(r.id, r.severity, r.fix or "-") for r in RULES.values()]
