@@ -16,7 +16,9 @@ import json
 import logging
 import os
 import shutil
+import signal
 import tempfile
+import threading
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -106,6 +108,7 @@ def apply_recipe(
         raise UsageError(f"-o {out_dir}: exists and is not a folder")
     batch_sizes = tuple(batch_sizes or recipe.batch_sizes)
     registry = registry or PassRegistry()
+    _refuse_overwrite(recipe, out_dir, batch_sizes, weights)
     source = load_source(recipe, weights=weights)
     for b in batch_sizes:  # the ATC rules are checked before any work or any file
         atc_mod.validate_inputs(recipe.atc, _shapes(recipe.inputs, b), _model_inputs(source.model))
@@ -169,16 +172,43 @@ def apply_recipe(
         manifest = _manifest(recipe, source, records, batches, settings, parity, batch_sizes)
         write_bytes(staging / "manifest.json", (json.dumps(manifest, indent=2) + "\n").encode())
 
+        files = _publish(staging, out_dir)
+        return ApplyResult(out_dir, files, records, batches, manifest)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+
+
+def _refuse_overwrite(
+    recipe: Recipe, out_dir: Path, batch_sizes: Sequence[int], weights: Path | None
+) -> None:
+    from graphkit.paths import refuse_overwrite
+
+    outputs = [out_dir / f"{recipe.name}_bs{b}.onnx" for b in batch_sizes]
+    outputs += [out_dir / n for n in ("atc.sh", "fusion_switch.cfg", "manifest.json")]
+    inputs = [recipe.path, recipe.source.onnx, weights or recipe.source.weights]
+    inputs += [s.audio or s.npy for s in recipe.parity.samples]
+    refuse_overwrite(outputs, inputs, folders=[out_dir / "golden", out_dir / "passes"])
+
+
+def _publish(staging: Path, out_dir: Path) -> list[Path]:
+    """Rename every staged file into place. SIGINT and SIGTERM wait until the renames are done,
+    so an interrupt never leaves this run's files beside an earlier run's under final names."""
+    blocked = {signal.SIGINT, signal.SIGTERM}
+    masked = threading.current_thread() is threading.main_thread()
+    if masked:
+        signal.pthread_sigmask(signal.SIG_BLOCK, blocked)
+    try:
         files = []
-        for item in sorted(staging.iterdir()):  # everything passed: rename into place
+        for item in sorted(staging.iterdir()):
             target = out_dir / item.name
             if item.is_dir() and target.is_dir():  # golden/ from an earlier run
                 shutil.rmtree(target)
             os.replace(item, target)
             files.append(target)
-        return ApplyResult(out_dir, files, records, batches, manifest)
+        return files
     finally:
-        shutil.rmtree(staging, ignore_errors=True)
+        if masked:
+            signal.pthread_sigmask(signal.SIG_UNBLOCK, blocked)
 
 
 def _lint(

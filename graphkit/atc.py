@@ -373,7 +373,8 @@ def validate_settings(settings: AtcSettings, where: str = "atc") -> None:
 def _cann(settings: AtcSettings, where: str) -> tuple[int, int] | None:
     if settings.cann_version is None:
         return None
-    m = re.fullmatch(r"(\d+)\.(\d+)(\.[0-9A-Za-z.]+)?", settings.cann_version)
+    # ASCII digits, bounded: \d takes any Unicode digit, and int() refuses 5000 of them
+    m = re.fullmatch(r"([0-9]{1,9})\.([0-9]{1,9})(\.[0-9A-Za-z.]+)?", settings.cann_version)
     if not m:
         raise AtcConfigError(
             f"{_at(where, 'cann_version')}: '{settings.cann_version}' is not a "
@@ -507,7 +508,8 @@ def _check_extra_flags(s: AtcSettings, where: str) -> None:
         )
     if "mode" in flags:
         mode = flags["mode"]
-        mode = int(mode) if isinstance(mode, str) and mode.isdigit() else mode
+        # ASCII digits only: "²".isdigit() holds, yet int("²") raises
+        mode = int(mode) if isinstance(mode, str) and re.fullmatch(r"[0-9]{1,9}", mode) else mode
         if mode in _NOT_BUILD_MODES and not isinstance(mode, bool):
             raise AtcConfigError(
                 f"{_at(where, 'extra_flags', 'mode')}: --mode={mode} converts "

@@ -81,7 +81,7 @@ class ToleranceGate:
         if found is None:
             return None
         name, fig, tol, why = found
-        return parity_message(f"batch {self.batch}", name, fig, tol, why)
+        return parity_message(f"at batch {self.batch}", name, fig, tol, why)
 
 
 def bisect_recipe(

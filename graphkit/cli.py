@@ -10,7 +10,9 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import signal
 import sys
+import threading
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -134,13 +136,27 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
+class Terminated(KeyboardInterrupt):
+    """SIGTERM, raised like Ctrl-C so that every ``finally`` (staging folders, temporary
+    files) runs before the process exits."""
+
+
+def _on_sigterm(signum: int, frame: object) -> None:
+    raise Terminated()
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     root = logging.getLogger("graphkit")
     saved = (root.handlers[:], root.level, root.propagate)
+    previous = None
+    if threading.current_thread() is threading.main_thread():
+        previous = signal.signal(signal.SIGTERM, _on_sigterm)
     try:
         return _main(argv)
-    finally:  # in-process callers (tests, notebooks) get their logging back
+    finally:  # in-process callers (tests, notebooks) get their logging and SIGTERM back
         root.handlers[:], root.level, root.propagate = saved
+        if previous is not None:
+            signal.signal(signal.SIGTERM, previous)
 
 
 def _main(argv: Sequence[str] | None) -> int:
@@ -149,6 +165,7 @@ def _main(argv: Sequence[str] | None) -> int:
         args = build_parser().parse_args(argv)
         verbose = args.verbose
         _setup_logging(args.verbose, args.quiet)
+        _check_path_args(args)
         commands = {
             "apply": _apply,
             "eval": _eval,
@@ -163,11 +180,44 @@ def _main(argv: Sequence[str] | None) -> int:
     except GraphkitError as exc:
         if verbose:
             logging.getLogger("graphkit").exception("traceback")
-        print(f"graphkit: error: {exc}", file=sys.stderr)
+        from graphkit.recipe import one_line
+
+        print(f"graphkit: error: {one_line(str(exc))}", file=sys.stderr)
         return exc.exit_code
-    except KeyboardInterrupt:
-        print("graphkit: interrupted; nothing was written under a final name", file=sys.stderr)
-        return 130
+    except KeyboardInterrupt as exc:
+        what = "terminated" if isinstance(exc, Terminated) else "interrupted"
+        print(f"graphkit: {what}; files are renamed into place only when a run completes", file=sys.stderr)
+        return 143 if isinstance(exc, Terminated) else 130
+
+
+_POSITIONALS = ("recipe", "model", "a", "b")
+
+
+def _check_path_args(args: argparse.Namespace) -> None:
+    """Every path argument must at least be a name the OS can look up."""
+    for dest, value in vars(args).items():
+        if dest in _POSITIONALS and isinstance(value, list):
+            # `compare a -- --`: Python 3.11's argparse leaves b as [], neither a path nor an error
+            raise UsageError(f"graphkit: the following arguments are required: {dest}")
+        if isinstance(value, Path):
+            flag = dest if dest in _POSITIONALS else "--" + dest.replace("_", "-")
+            check_path(value, flag)
+
+
+def check_path(path: Path, flag: str) -> None:
+    """UsageError where os functions would raise instead of answering (a NUL byte: ValueError;
+    a name too long, a symlink loop, a folder that cannot be searched: OSError). A missing file
+    passes: the command that reads the path says what it expected there."""
+    text = str(path)
+    shown = text if len(text) <= 120 else f"{text[:80]}...{text[-30:]} ({len(text)} characters)"
+    if "\x00" in text:
+        raise UsageError(f"{flag} {shown!r}: a path cannot contain a NUL byte")
+    try:
+        path.stat()
+    except (FileNotFoundError, NotADirectoryError):
+        pass
+    except OSError as exc:
+        raise UsageError(f"{flag} {shown}: {exc.strerror}") from None
 
 
 def _setup_logging(verbose: bool, quiet: bool) -> None:
@@ -237,6 +287,7 @@ def _data_args(values: list[str]) -> list[tuple[Path, str | None]]:
         path, sep, label = v.partition("=")
         if sep and label not in ("bonafide", "spoof"):
             raise UsageError(f"--data {v}: the label after '=' is bonafide or spoof")
+        check_path(Path(path), "--data")
         out.append((Path(path), label or None))
     return out
 
@@ -300,6 +351,10 @@ def _preprocess(args: argparse.Namespace) -> int:
     from graphkit.preprocess import make_batches, write_batches
     from graphkit.recipe import load_recipe
 
+    if args.batch < 1:
+        raise UsageError("--batch must be at least 1")
+    if args.limit is not None and args.limit < 1:
+        raise UsageError("--limit must be at least 1")
     recipe = load_recipe(args.recipe)
     data = load_eval_data(recipe, _data_args(args.data), trials=args.trials, limit=args.limit, workers=2)
     task = recipe.task

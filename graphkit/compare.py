@@ -36,6 +36,8 @@ from typing import Any
 
 import numpy as np
 
+from graphkit.errors import UsageError
+
 REL_FLOOR = float(np.finfo(np.float32).eps)  # |golden| at or below this counts as zero
 KL_EPS = 1e-10  # floor for the candidate's probabilities in KL(golden || candidate)
 
@@ -449,6 +451,9 @@ def add_parser(sub: Any, common: argparse.ArgumentParser) -> argparse.ArgumentPa
 
 def command(args: argparse.Namespace) -> int:
     """Run ``graphkit compare``; 0 when every network output is within the thresholds, else 1."""
+    for flag in ("cosine", "rel_euclid", "kl", "rmse", "mean_rel"):
+        if not math.isfinite(getattr(args, flag)):  # NaN would mark every tensor abnormal
+            raise UsageError(f"--{flag.replace('_', '-')} must be a finite number, got {getattr(args, flag)}")
     thresholds = Thresholds(
         cosine=args.cosine, rel_euclid=args.rel_euclid, kl=args.kl, rmse=args.rmse, mean_rel=args.mean_rel
     )

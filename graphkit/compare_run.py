@@ -25,6 +25,7 @@ import onnx
 
 from graphkit.compare import CompareReport, Feed, Thresholds, compare_tensor
 from graphkit.errors import DataError, ModelError, UsageError
+from graphkit.recipe import MAX_BATCH
 
 if TYPE_CHECKING:
     from graphkit.golden import Golden
@@ -45,6 +46,10 @@ def dispatch(
     """Pick the case from what A and B are and run it (:func:`graphkit.compare.compare_paths`)."""
     if batch is not None and batch < 1:
         raise UsageError(f"--batch must be >= 1, got {batch}")
+    if batch is not None and batch > MAX_BATCH:  # the recipes' limit; far beyond it numpy raises
+        raise UsageError(f"--batch must be <= {MAX_BATCH}, got {batch}")
+    if seed < 0:  # numpy's generators take non-negative seeds only
+        raise UsageError(f"--seed must be >= 0, got {seed}")
     a, b = Path(a), Path(b)
     kinds = (_kind(a), _kind(b))
     if "files" in kinds:

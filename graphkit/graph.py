@@ -16,6 +16,8 @@ import numpy as np
 import onnx
 import onnx_graphsurgeon as gs
 
+from graphkit.errors import ModelError
+
 DEFAULT_IR_VERSION = 8  # onnxruntime >= 1.14 reads it; keeps models loadable by older tools
 
 
@@ -47,12 +49,14 @@ def int64_const(name: str, values: Sequence[int]) -> gs.Constant:
 
 
 def unique_name(graph: gs.Graph, base: str) -> str:
-    """A tensor/node name not yet used in the graph (callers pass a descriptive base)."""
+    """A tensor/node name not yet used in the graph or its subgraphs (callers pass a
+    descriptive base). Subgraphs count: ONNX names share one scope with the If/Loop/Scan bodies
+    below, and a body that defines a name the outer graph defines too is not valid SSA."""
     # Cached on the graph object itself (gs.Graph's __getattr__ treats unknown names as
     # registered functions, hence __dict__).
     taken = graph.__dict__.get("_graphkit_names")
     if taken is None:
-        taken = set(graph.tensors().keys()) | {n.name for n in graph.nodes}
+        taken = set(graph.tensors().keys()) | {n.name for n in graph.nodes} | subgraph_names(graph)
         graph.__dict__["_graphkit_names"] = taken
     name, i = base, 0
     while name in taken:
@@ -188,6 +192,12 @@ def check_structure(model: onnx.ModelProto) -> None:
 
 
 def import_graph(model: onnx.ModelProto, *, shapes: bool = True) -> gs.Graph:
+    optional = [v.name for v in (*model.graph.input, *model.graph.output) if v.type.HasField("optional_type")]
+    if optional:  # gs imports them as tensors and cannot export them again
+        raise ModelError(
+            f"graphkit cannot rewrite a model with optional-typed graph inputs or outputs "
+            f"({', '.join(optional)}): onnx-graphsurgeon does not support them"
+        )
     return gs.import_onnx(infer_shapes(model) if shapes else model)
 
 
@@ -221,14 +231,110 @@ def replace_contents(dst: gs.Graph, src: gs.Graph) -> None:
 
 
 def reserve_names(graph: gs.Graph, names: Iterable[str]) -> None:
-    """Keep :func:`unique_name` from handing out ``names`` (e.g. names used inside subgraphs,
-    which share one namespace with the outer graph in ONNX). Also builds unique_name's cache."""
+    """Keep :func:`unique_name` from handing out ``names``. Also builds unique_name's cache."""
     taken = graph.__dict__.get("_graphkit_names")  # see unique_name
     if taken is None:
         # the names graph.tensors() would give, without its duplicate checks (3x faster)
         taken = {t.name for n in graph.nodes for ts in (n.inputs, n.outputs) for t in ts}
         taken.update(t.name for t in (*graph.inputs, *graph.outputs))
         taken.update(n.name for n in graph.nodes)
+        taken.update(subgraph_names(graph))
         taken.discard("")
         graph.__dict__["_graphkit_names"] = taken
     taken.update(names)
+
+
+def subgraph_names(graph: gs.Graph) -> set[str]:
+    """Tensor and node names used in the If/Loop/Scan bodies of ``graph``, at any depth."""
+    names: set[str] = set()
+    for sub in graph.subgraphs(recursive=True):
+        names.update(t.name for t in (*sub.inputs, *sub.outputs))
+        names.update(t.name for n in sub.nodes for ts in (n.inputs, n.outputs) for t in ts)
+        names.update(n.name for n in sub.nodes)
+    names.discard("")
+    return names
+
+
+def outer_scope_reads(graph: gs.Graph) -> set[str]:
+    """Names that nodes inside the subgraphs of ``graph`` read, at any depth.
+
+    A body reads values of the enclosing graphs by name, as implicit inputs of its If/Loop/Scan
+    node: a value or graph input of ``graph`` named here is in use even when no node of
+    ``graph`` itself reads it. (Names local to a body are included too; ONNX forbids a body to
+    redefine an outer name, so they never match one of ``graph``'s.)
+    """
+    return {t.name for sub in graph.subgraphs(recursive=True) for n in sub.nodes for t in n.inputs}
+
+
+def fold_constants(
+    graph: gs.Graph,
+    *,
+    fold_shapes: bool = True,
+    partitioning: str | None = None,
+    size_threshold: int | None = None,
+) -> gs.Graph:
+    """onnx-graphsurgeon's constant folding, errors raised, for graphs with control flow too.
+
+    Not evaluated (left as they are, their inputs folded):
+
+    * Loop and Scan nodes. gs evaluates what it folds on a copy cleaned with
+      ``remove_unused_graph_inputs=True``, which also strips the body inputs a body does not
+      read; body inputs are positional, so onnxruntime rejects the copy ("Size mismatch
+      validating subgraph inputs") and the whole fold fails. gs does not hand this exclusion
+      down when it folds inside the bodies, so a constant Loop nested in a body still fails
+      there, as a PassError.
+    * Ops that make sequences or optionals: gs types every value as a tensor, and onnxruntime
+      rejects the typed copy.
+    """
+    if fold_shapes:
+        _slice_partial_shapes(graph)
+    with quiet_gs():  # gs warns per unfoldable node, on stdout; not useful to users
+        return graph.fold_constants(
+            fold_shapes=fold_shapes,
+            partitioning=partitioning,
+            size_threshold=size_threshold,
+            error_ok=False,
+            should_exclude_node=_not_foldable,
+        )
+
+
+def _slice_partial_shapes(graph: gs.Graph) -> None:
+    """Shape<start, end>(x) -> Slice(Shape(x), [start], [end]), in bodies too.
+
+    gs's shape folding (0.6.1) ignores Shape's start/end (opset 15): it folds Shape<end=1>(x) to
+    the whole shape of x, and Gather(Shape<start=1>(x), i) to dim i of x instead of dim 1+i.
+    Slice clamps its bounds exactly as Shape does, so the rewrite is exact, and the folding
+    then evaluates the Slice correctly.
+    """
+    for node in list(graph.nodes):
+        for attr in node.attrs.values():
+            if isinstance(attr, gs.Graph):
+                _slice_partial_shapes(attr)
+        if node.op != "Shape" or not ({"start", "end"} & set(node.attrs)):
+            continue
+        start = int(node.attrs.pop("start", 0))
+        end = node.attrs.pop("end", None)
+        out = node.outputs[0]
+        full = gs.Variable(unique_name(graph, f"{out.name}_full"), dtype=np.int64)
+        node.outputs[0] = full
+        bounds = [
+            int64_const(unique_name(graph, f"{out.name}_{what}"), [value])
+            for what, value in (
+                ("start", start),
+                ("end", np.iinfo(np.int64).max if end is None else int(end)),
+            )
+        ]
+        axes = int64_const(unique_name(graph, f"{out.name}_axes"), [0])
+        graph.nodes.append(
+            gs.Node(
+                "Slice", unique_name(graph, f"{out.name}_slice"), inputs=[full, *bounds, axes], outputs=[out]
+            )
+        )
+    graph.toposort()
+
+
+_NOT_TENSORS = frozenset({"SplitToSequence", "Optional"})
+
+
+def _not_foldable(node: gs.Node) -> bool:
+    return node.op in ("Loop", "Scan") or node.op.startswith("Sequence") or node.op in _NOT_TENSORS

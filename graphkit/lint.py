@@ -22,6 +22,7 @@ import logging
 from collections import ChainMap
 from collections.abc import Collection, Mapping, Sequence
 from dataclasses import asdict, dataclass
+from pathlib import Path
 from types import MappingProxyType
 from typing import Any
 
@@ -164,7 +165,7 @@ def render(findings: Sequence[Finding]) -> str:
 def add_parser(sub: Any, common: argparse.ArgumentParser) -> None:
     """The ``lint`` subcommand (``sub``: the CLI's subparsers object)."""
     p = sub.add_parser("lint", parents=[common], help="what ATC will reject or handle badly, before ATC runs")
-    p.add_argument("model", nargs="?", help="the ONNX model to check")
+    p.add_argument("model", nargs="?", type=Path, help="the ONNX model to check")
     p.add_argument("--soc", default="Ascend310P3", help="ATC --soc_version (default: %(default)s)")
     p.add_argument(
         "--cann", default="8.0", help="CANN version: 8.0, 5.0.4, 8.0.RC2 ... (default: %(default)s)"

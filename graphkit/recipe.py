@@ -3,7 +3,9 @@
 A recipe names the source model, its inputs and outputs, the batch sizes to emit, the pass list
 with parameters, the parity settings and the ATC settings. Every key is checked: unknown keys,
 wrong types, unknown passes, bad parameter names and impossible values are :class:`RecipeError`
-with the file, the path inside it (``passes[2].with.mode``) and the closest valid key.
+with the file, the path inside it (``passes[2].with.mode``) and the closest valid key. The YAML
+itself is bounded (1 MiB, 50 levels, 10,000 values once aliases expand, integer literals of at
+most 100 characters) and a key given twice in one mapping is an error, not the last one wins.
 
 Schema (see ``recipes/ecapa.yaml`` for a full example)::
 
@@ -33,6 +35,7 @@ from __future__ import annotations
 
 import hashlib
 import math
+import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -41,13 +44,20 @@ from typing import Any
 import onnx
 import yaml
 
-from graphkit.errors import PassError, RecipeError
+from graphkit.errors import AtcConfigError, PassError, RecipeError
 from graphkit.expect import PSEUDO_OPS, STEP_KEYS, Condition, known_op, parse_condition
 from graphkit.suggest import did_you_mean
 
 DEFAULT_BATCH_SIZES = (1, 4, 8, 16, 32, 64)  # the ECAPA guide's table
 DEFAULT_OPSET = 17  # highest opset ATC parses (ascend-toolchain.md §3.1: export at 11..17)
 MAX_BATCH = 4096
+MAX_DIM = 2**63 - 1  # ONNX dims are int64
+# A recipe is a few KB of YAML; these bounds keep a hostile or broken file from hanging the
+# loader (aliases expand without limit: "billion laughs") or overflowing the stack.
+MAX_RECIPE_BYTES = 1 << 20
+MAX_YAML_NODES = 10_000  # after alias expansion
+MAX_YAML_DEPTH = 50
+MAX_NUMBER_CHARS = 100  # an integer literal longer than this is no recipe value
 DTYPES = ("float32", "float16", "float64", "int64", "int32", "int8", "uint8", "bool")
 SAMPLE_FEATURES = ("ecapa_logmel", "waveform_64600")
 BATCH_PASS = "set_batch_size"  # passes from this one on run once per batch size
@@ -170,7 +180,8 @@ class _Checker:
         self.path = path
 
     def fail(self, where: str, message: str) -> RecipeError:
-        return RecipeError(f"{self.path}: {where}: {message}" if where else f"{self.path}: {message}")
+        text = f"{self.path}: {where}: {message}" if where else f"{self.path}: {message}"
+        return RecipeError(one_line(text))
 
     def mapping(
         self, value: Any, where: str, *, required: Sequence[str] = (), allowed: Sequence[str] = ()
@@ -207,11 +218,15 @@ class _Checker:
     def number(self, value: Any, where: str, *, positive: bool = False) -> float:
         if not isinstance(value, (int, float)) or isinstance(value, bool):
             raise self.fail(where, f"expected a number, got {_kind(value)}")
-        if not math.isfinite(value):
+        try:
+            number = float(value)
+        except OverflowError:  # an int beyond the float range
+            raise self.fail(where, f"{_show(value)} is too large for a number") from None
+        if not math.isfinite(number):
             raise self.fail(where, f"{value} is not finite")
-        if positive and value <= 0:
+        if positive and number <= 0:
             raise self.fail(where, f"{value} must be positive")
-        return float(value)
+        return number
 
     def boolean(self, value: Any, where: str) -> bool:
         if not isinstance(value, bool):
@@ -222,16 +237,32 @@ class _Checker:
         text = self.string(value, where)
         if text not in choices:
             raise self.fail(
-                where, f"'{text}' is not one of {', '.join(choices)}{did_you_mean(text, choices)}"
+                where, f"{_show(text)} is not one of {', '.join(choices)}{did_you_mean(text, choices)}"
             )
         return text
 
-    def file(self, value: Any, where: str, *, must_exist: bool = True) -> Path:
-        path = Path(self.string(value, where)).expanduser()
+    def file(self, value: Any, where: str, *, must_exist: bool = True, folder: bool = False) -> Path:
+        """A path relative to the recipe; with ``must_exist``, a file (or, with ``folder``,
+        a file or a folder) that is there. Paths the OS cannot look up are RecipeErrors too."""
+        text = self.string(value, where)
+        if "\x00" in text:  # os functions raise ValueError on it
+            raise self.fail(where, f"{_show(text)}: a path cannot contain a NUL byte")
+        try:
+            path = Path(text).expanduser()
+        except RuntimeError:  # ~user of an unknown user, or no home folder
+            raise self.fail(where, f"{_show(text)}: no such user or home folder") from None
         if not path.is_absolute():
             path = self.path.parent / path
-        if must_exist and not path.exists():
+        if not must_exist:
+            return path
+        try:
+            exists, is_dir = path.exists(), path.is_dir()
+        except OSError as exc:  # name too long, permission denied, symlink loop
+            raise self.fail(where, f"cannot look up {path}: {exc.strerror}") from None
+        if not exists:
             raise self.fail(where, f"file not found: {path}")
+        if is_dir and not folder:
+            raise self.fail(where, f"{path} is a folder, not a file")
         return path
 
 
@@ -239,8 +270,25 @@ def _kind(value: Any) -> str:
     if value is None:
         return "nothing (null)"
     return (
-        f"{type(value).__name__} {value!r}" if not isinstance(value, (dict, list)) else type(value).__name__
+        f"{type(value).__name__} {_show(value)}"
+        if not isinstance(value, (dict, list))
+        else type(value).__name__
     )
+
+
+def _show(value: Any, limit: int = 60) -> str:
+    """A user's value for an error message: its repr, shortened."""
+    text = repr(value)
+    return text if len(text) <= limit else f"{text[: limit - 5]}...{text[-4:]}"
+
+
+_BREAKS = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029\ud800-\udfff]")  # and lone surrogates
+
+
+def one_line(text: str) -> str:
+    """``text`` with control characters and line breaks escaped: an error message stays one line
+    whatever the user's keys, values and file names hold."""
+    return _BREAKS.sub(lambda m: repr(m.group())[1:-1], text)
 
 
 def _join(where: str, key: str | int) -> str:
@@ -267,23 +315,158 @@ TOP_KEYS = (
 def load_recipe(path: str | Path, *, registry: Any = None) -> Recipe:
     """Read and validate a recipe file. Raises RecipeError on any problem."""
     path = Path(path)
-    if not path.is_file():
-        raise RecipeError(f"{path}: recipe file not found")
-    raw = path.read_bytes()
+    raw = _read_recipe(path)
     try:
         text = raw.decode("utf-8")
     except UnicodeDecodeError as exc:
-        raise RecipeError(f"{path}: not UTF-8 text (byte {exc.start})") from None
+        raise RecipeError(
+            one_line(f"{path}: not UTF-8 text (byte {exc.start}); save the recipe as UTF-8")
+        ) from None
     try:
-        data = yaml.safe_load(text)
+        data = _load_yaml(text)
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         at = f"line {mark.line + 1}, column {mark.column + 1}: " if mark else ""
         problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
-        raise RecipeError(f"{path}: invalid YAML: {at}{problem}") from None
-    except RecursionError:
-        raise RecipeError(f"{path}: invalid YAML: nested too deeply") from None
+        context = getattr(exc, "context", None)  # "while parsing a flow sequence"
+        problem = f"{context}: {problem}" if context else problem
+        raise RecipeError(one_line(f"{path}: invalid YAML: {at}{problem}")) from None
     return parse_recipe(data, path=path, sha256=hashlib.sha256(raw).hexdigest(), registry=registry)
+
+
+def _read_recipe(path: Path) -> bytes:
+    try:
+        if path.is_dir():
+            raise RecipeError(one_line(f"{path}: is a folder, not a recipe file"))
+        if not path.exists():  # also a path with a NUL byte: pathlib answers False
+            raise RecipeError(one_line(f"{path}: recipe file not found"))
+        if not path.is_file():
+            raise RecipeError(one_line(f"{path}: not a regular file (a device or a pipe?)"))
+        size = path.stat().st_size
+        if size > MAX_RECIPE_BYTES:
+            raise RecipeError(one_line(f"{path}: {size} bytes; a recipe is at most {MAX_RECIPE_BYTES} bytes"))
+        return path.read_bytes()
+    except OSError as exc:  # name too long, permission denied, symlink loop
+        raise RecipeError(one_line(f"{path}: cannot read the recipe: {exc.strerror}")) from None
+
+
+class _Loader(yaml.SafeLoader):
+    """``yaml.safe_load`` with bounds: nesting depth, node count after alias expansion, no
+    recursive aliases, no duplicate keys, no overlong numbers; a value that cannot be built
+    (``2020-13-45``, ``!!int abc``) is a YAML error with its line instead of a ValueError."""
+
+    def __init__(self, text: str) -> None:
+        super().__init__(text)
+        self._depth = 0
+
+    def compose_node(self, parent: Any, index: Any) -> Any:
+        self._depth += 1  # the composer recurses: stop before Python's stack does
+        try:
+            if self._depth > MAX_YAML_DEPTH:
+                mark = self.peek_event().start_mark
+                raise yaml.composer.ComposerError(
+                    None, None, f"nested deeper than {MAX_YAML_DEPTH} levels", mark
+                )
+            return super().compose_node(parent, index)
+        finally:
+            self._depth -= 1
+
+    def construct_object(self, node: Any, deep: bool = False) -> Any:
+        try:
+            return super().construct_object(node, deep=deep)
+        except (ValueError, TypeError, OverflowError) as exc:
+            what = node.tag.rpartition(":")[2]
+            value = _show(node.value) if isinstance(node, yaml.ScalarNode) else "this value"
+            raise yaml.constructor.ConstructorError(
+                None, None, f"cannot read {value} as {what}: {exc}", node.start_mark
+            ) from None
+
+    def construct_yaml_int(self, node: Any) -> int:
+        if len(node.value) > MAX_NUMBER_CHARS:  # int() of 5000 digits is refused, of 0b... slow
+            raise yaml.constructor.ConstructorError(
+                None,
+                None,
+                f"a number of {len(node.value)} characters (at most {MAX_NUMBER_CHARS})",
+                node.start_mark,
+            )
+        return super().construct_yaml_int(node)
+
+
+_Loader.add_constructor("tag:yaml.org,2002:int", _Loader.construct_yaml_int)
+
+
+def _load_yaml(text: str) -> Any:
+    loader = _Loader(text)
+    try:
+        node = loader.get_single_node()
+        if node is None:
+            return None
+        _check_yaml_graph(node)
+        return loader.construct_document(node)
+    finally:
+        loader.dispose()
+
+
+def _check_yaml_graph(root: yaml.Node) -> None:
+    """Walk the composed nodes once (aliases are shared nodes, so the walk is linear) and bound
+    the tree they expand to; refuse cycles and duplicate keys."""
+    size: dict[int, int] = {}
+    depth: dict[int, int] = {}
+    open_: set[int] = set()  # started, not finished: the ancestors of the node at hand
+    stack: list[tuple[yaml.Node, bool]] = [(root, False)]
+    while stack:
+        node, finished = stack.pop()
+        key, children = id(node), _yaml_children(node)
+        if finished:
+            open_.discard(key)
+            size[key] = 1 + sum(size[id(c)] for c in children)
+            depth[key] = 1 + max((depth[id(c)] for c in children), default=0)
+            too_big, too_deep = size[key] > MAX_YAML_NODES, depth[key] > MAX_YAML_DEPTH
+            if too_big or too_deep:
+                problem = (
+                    f"more than {MAX_YAML_NODES} values"
+                    if too_big
+                    else f"nested deeper than {MAX_YAML_DEPTH} levels"
+                )
+                raise yaml.composer.ComposerError(
+                    None, None, f"{problem} once aliases expand", node.start_mark
+                )
+            continue
+        if key in size:
+            continue
+        if key in open_:
+            raise yaml.composer.ComposerError(
+                None, None, "an alias refers to its own anchor", node.start_mark
+            )
+        if isinstance(node, yaml.MappingNode):
+            _check_unique_keys(node)
+        open_.add(key)
+        stack.append((node, True))
+        stack.extend((c, False) for c in children)
+
+
+def _yaml_children(node: yaml.Node) -> list[yaml.Node]:
+    if isinstance(node, yaml.SequenceNode):
+        return list(node.value)
+    if isinstance(node, yaml.MappingNode):
+        return [n for pair in node.value for n in pair]
+    return []
+
+
+def _check_unique_keys(node: yaml.MappingNode) -> None:
+    seen: dict[tuple[str, str], yaml.Node] = {}
+    for key, _ in node.value:
+        if not isinstance(key, yaml.ScalarNode) or key.tag == "tag:yaml.org,2002:merge":
+            continue
+        first = seen.get((key.tag, key.value))
+        if first is not None:
+            raise yaml.composer.ComposerError(
+                None,
+                None,
+                f"duplicate key {_show(key.value)} (first on line {first.start_mark.line + 1})",
+                key.start_mark,
+            )
+        seen[(key.tag, key.value)] = key
 
 
 def parse_recipe(data: Any, *, path: Path, sha256: str = "", registry: Any = None) -> Recipe:
@@ -295,21 +478,27 @@ def parse_recipe(data: Any, *, path: Path, sha256: str = "", registry: Any = Non
         raise c.fail("", "the recipe is empty")
     top = c.mapping(data, "", required=("name", "source", "inputs", "passes"), allowed=TOP_KEYS)
     name = c.string(top["name"], "name")
-    if not all(ch.isalnum() or ch in "-_." for ch in name):
-        raise c.fail("name", f"'{name}' must use letters, digits, '-', '_' or '.' (it names files)")
+    if not all(ch.isalnum() or ch in "-_." for ch in name) or name.startswith((".", "-")):
+        raise c.fail(
+            "name",
+            f"{_show(name)} must use letters, digits, '-', '_' or '.' and start with a letter, "
+            "digit or '_' (it names files)",
+        )
     source = _source(c, top["source"])
     inputs = _inputs(c, top["inputs"])
-    outputs = _outputs(c, top.get("outputs", []))
-    batch_sizes = _batch_sizes(c, top.get("batch_sizes", list(DEFAULT_BATCH_SIZES)))
+    outputs = _outputs(c, _given(top, "outputs", []))
+    batch_sizes = _batch_sizes(c, _given(top, "batch_sizes", list(DEFAULT_BATCH_SIZES)))
     registry = registry or PassRegistry()
     passes = _passes(c, top["passes"], registry)
-    parity = _parity(c, top.get("parity", {}) or {}, inputs, outputs)
-    atc_data = top.get("atc", {}) or {}
-    c.mapping(atc_data, "atc")
-    atc = settings_from_mapping(atc_data, f"{path}: atc")
+    parity = _parity(c, _given(top, "parity", {}), inputs, outputs)
+    atc_data = c.mapping(_given(top, "atc", {}), "atc")
+    try:
+        atc = settings_from_mapping(atc_data, f"{path}: atc")
+    except AtcConfigError as exc:  # its messages quote the user's values as they are
+        raise AtcConfigError(one_line(str(exc))) from None
     task = _task(c, top["task"], inputs, outputs) if top.get("task") is not None else None
-    expect_ops = _expect_ops(c, top.get("expect_ops", {}) or {})
-    lint_ignore = _lint(c, top.get("lint", {}) or {})
+    expect_ops = _expect_ops(c, _given(top, "expect_ops", {}))
+    lint_ignore = _lint(c, _given(top, "lint", {}))
     return Recipe(
         path,
         sha256,
@@ -327,11 +516,18 @@ def parse_recipe(data: Any, *, path: Path, sha256: str = "", registry: Any = Non
     )
 
 
+def _given(mapping: Mapping[str, Any], key: str, default: Any) -> Any:
+    """``mapping[key]``, or ``default`` where the key is absent or null (``key:`` left empty);
+    a value of the wrong type (``parity: false``) is left for the checker to refuse."""
+    value = mapping.get(key)
+    return default if value is None else value
+
+
 def _lint(c: _Checker, value: Any) -> tuple[str, ...]:
     from graphkit.lint import RULES
 
     lint = c.mapping(value, "lint", allowed=("ignore",))
-    ignore = lint.get("ignore", []) or []
+    ignore = _given(lint, "ignore", [])
     if not isinstance(ignore, list):
         raise c.fail("lint.ignore", f"expected a list of rule ids, got {_kind(ignore)}")
     for i, rule in enumerate(ignore):
@@ -412,8 +608,12 @@ def _inputs(c: _Checker, value: Any) -> tuple[InputSpec, ...]:
     out = []
     for name, spec in items.items():
         where = _join("inputs", name)
-        if any(ch in name for ch in ":;,"):
-            raise c.fail(where, "input names may not contain ':', ';' or ',' (ATC cannot express them)")
+        if not name.strip() or any(ch in name for ch in ":;,") or not name.isprintable():
+            raise c.fail(
+                where,
+                "input names are non-empty and may not contain ':', ';', ',' or control "
+                "characters (ATC's --input_shape cannot express them)",
+            )
         spec = c.mapping(spec, where, required=("shape",), allowed=("shape", "dtype", "range"))
         shape_v = spec["shape"]
         if not isinstance(shape_v, list) or not shape_v:
@@ -423,10 +623,10 @@ def _inputs(c: _Checker, value: Any) -> tuple[InputSpec, ...]:
             dw = f"{where}.shape[{i}]"
             if isinstance(d, str):
                 if not d.isidentifier():
-                    raise c.fail(dw, f"symbolic dim '{d}' must be an identifier such as B")
+                    raise c.fail(dw, f"symbolic dim {_show(d)} must be an identifier such as B")
                 shape.append(d)
             else:
-                shape.append(c.integer(d, dw, lo=1))
+                shape.append(c.integer(d, dw, lo=1, hi=MAX_DIM))
         symbolic = [d for d in shape if isinstance(d, str)]
         if len(symbolic) > 1:
             raise c.fail(
@@ -442,11 +642,31 @@ def _inputs(c: _Checker, value: Any) -> tuple[InputSpec, ...]:
             lo, hi = (c.number(x, f"{where}.range[{i}]") for i, x in enumerate(r))
             if not lo < hi:
                 raise c.fail(_join(where, "range"), f"low {lo} must be below high {hi}")
+            _check_range(c, _join(where, "range"), dtype, lo, hi)
             rng = (lo, hi)
         elif not dtype.startswith("float"):
             raise c.fail(where, f"an {dtype} input needs a 'range' for its seeded values")
         out.append(InputSpec(name, tuple(shape), dtype, rng))
     return tuple(out)
+
+
+def _check_range(c: _Checker, where: str, dtype: str, lo: float, hi: float) -> None:
+    """Seeded values must fit the dtype: floats up to its largest finite value; integers are
+    drawn from [int(low), int(high)), which must hold one value and fit the type (bool: 0, 1)."""
+    import numpy as np
+
+    if dtype.startswith("float"):
+        top = float(np.finfo(dtype).max)
+        if not (-top <= lo and hi <= top):
+            raise c.fail(where, f"[{lo}, {hi}] exceeds the {dtype} range (±{top:g})")
+        return
+    bounds = (0, 1) if dtype == "bool" else (int(np.iinfo(dtype).min), int(np.iinfo(dtype).max))
+    if not (bounds[0] <= lo and hi <= bounds[1] + 1):
+        raise c.fail(where, f"[{lo}, {hi}] exceeds the {dtype} range [{bounds[0]}, {bounds[1] + 1})")
+    if not int(lo) < int(hi):
+        raise c.fail(
+            where, f"[{lo}, {hi}) holds no {dtype} value (seeded integers lie in [int(low), int(high)))"
+        )
 
 
 def _outputs(c: _Checker, value: Any) -> tuple[str, ...]:
@@ -474,11 +694,15 @@ def parse_batch_list(text: str) -> tuple[int, ...]:
     try:
         sizes = tuple(int(t) for t in text.split(",") if t.strip())
     except ValueError:
-        raise UsageError(f"--batch: '{text}' is not a comma-separated list of integers") from None
+        raise UsageError(
+            one_line(f"--batch: {_show(text)} is not a comma-separated list of integers")
+        ) from None
     if not sizes or any(not 1 <= s <= MAX_BATCH for s in sizes):
-        raise UsageError(f"--batch: batch sizes must be between 1 and {MAX_BATCH}, got '{text}'")
+        raise UsageError(
+            one_line(f"--batch: batch sizes must be between 1 and {MAX_BATCH}, got {_show(text)}")
+        )
     if len(set(sizes)) != len(sizes):
-        raise UsageError(f"--batch: batch sizes must be unique, got '{text}'")
+        raise UsageError(one_line(f"--batch: batch sizes must be unique, got {_show(text)}"))
     return sizes
 
 
@@ -490,22 +714,24 @@ def _passes(c: _Checker, value: Any, registry: Any) -> tuple[PassStep, ...]:
         where = f"passes[{i}]"
         expect: dict[str, Condition] = {}
         if isinstance(item, str):
-            name, params = item, {}
+            name, params = c.string(item, where), {}
         else:
             item = c.mapping(item, where, required=("pass",), allowed=("pass", "with", "expect"))
             name = c.string(item["pass"], f"{where}.pass")
-            params = item.get("with", {}) or {}
+            params = _given(item, "with", {})
             c.mapping(params, f"{where}.with")
-            expect_map = c.mapping(item.get("expect", {}) or {}, f"{where}.expect", allowed=STEP_KEYS)
+            expect_map = c.mapping(_given(item, "expect", {}), f"{where}.expect", allowed=STEP_KEYS)
             expect = {k: _condition(c, v, f"{where}.expect.{k}") for k, v in expect_map.items()}
+        if ":" in name and not _is_reference(name):
+            raise c.fail(where, f"{_show(name)} is not a pass name or a 'package.module:function' reference")
         try:
             spec = registry.get(name)
             checked = spec.check_params(params, f"{c.path}: {where}.with")
-        except PassError as exc:
+        except PassError as exc:  # its messages quote the user's values as they are
             text = str(exc)
             if not text.startswith(str(c.path)):
                 text = f"{c.path}: {where}: {text}"
-            raise RecipeError(text) from None
+            raise RecipeError(one_line(text)) from None
         if spec.name == BATCH_PASS and "batch" in params:
             raise c.fail(f"{where}.with.batch", "set per batch size from batch_sizes; remove it")
         steps.append(PassStep(spec.name if ":" not in name else name, checked, f"{c.path}: {where}", expect))
@@ -513,6 +739,13 @@ def _passes(c: _Checker, value: Any, registry: Any) -> tuple[PassStep, ...]:
     if names.count(BATCH_PASS) > 1:
         raise c.fail("passes", f"'{BATCH_PASS}' may appear once")
     return tuple(steps)
+
+
+def _is_reference(name: str) -> bool:
+    """``package.module:function``: dotted identifiers, so importing it imports no relative or
+    empty module name (importlib raises TypeError and ValueError on those)."""
+    module, _, attr = name.partition(":")
+    return attr.isidentifier() and all(part.isidentifier() for part in module.split("."))
 
 
 def _tolerance(c: _Checker, value: Any, where: str, base: Tolerance) -> Tolerance:
@@ -533,7 +766,7 @@ def _parity(c: _Checker, value: Any, inputs: tuple[InputSpec, ...], outputs: tup
     p = c.mapping(value, "parity", allowed=("seed", "batch", "tolerance", "samples", "strict_approximate"))
     seed = c.integer(p.get("seed", 0), "parity.seed", lo=0, hi=2**32 - 1)
     batch = c.integer(p.get("batch", 2), "parity.batch", lo=1, hi=MAX_BATCH)
-    tol_map = c.mapping(p.get("tolerance", {}) or {}, "parity.tolerance")
+    tol_map = c.mapping(_given(p, "tolerance", {}), "parity.tolerance")
     default = Tolerance()
     if "default" in tol_map:
         default = _tolerance(c, tol_map["default"], "parity.tolerance.default", default)
@@ -547,7 +780,7 @@ def _parity(c: _Checker, value: Any, inputs: tuple[InputSpec, ...], outputs: tup
                 f"not an output of the recipe{did_you_mean(key, ['default', *outputs])}",
             )
         per_output[key] = _tolerance(c, val, f"parity.tolerance.{key}", default)
-    samples_v = p.get("samples", []) or []
+    samples_v = _given(p, "samples", [])
     if not isinstance(samples_v, list):
         raise c.fail("parity.samples", f"expected a list, got {_kind(samples_v)}")
     samples = tuple(_sample(c, s, f"parity.samples[{i}]", inputs) for i, s in enumerate(samples_v))
@@ -572,7 +805,7 @@ def _sample(c: _Checker, value: Any, where: str, inputs: tuple[InputSpec, ...]) 
     count = c.integer(s.get("count", 8), f"{where}.count", lo=1, hi=MAX_BATCH)
     if "audio" in s:
         features = c.choice(s.get("features"), f"{where}.features", SAMPLE_FEATURES)
-        audio = c.file(s["audio"], f"{where}.audio", must_exist=required)
+        audio = c.file(s["audio"], f"{where}.audio", must_exist=required, folder=True)
         return SampleSpec(inp, features, audio, None, count, required)
     if "features" in s:
         raise c.fail(f"{where}.features", "features apply to audio samples, not to npy arrays")

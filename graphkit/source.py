@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import importlib
 import logging
+import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -11,7 +12,7 @@ from typing import Any
 import onnx
 
 from graphkit.errors import ModelError, RecipeError
-from graphkit.io import load_model, sha256_bytes, sha256_file
+from graphkit.io import read_model, sha256_bytes, sha256_file
 from graphkit.recipe import InputSpec, Recipe
 
 log = logging.getLogger("graphkit")
@@ -35,7 +36,8 @@ def load_source(recipe: Recipe, *, weights: Path | None = None) -> Source:
 def _onnx_source(recipe: Recipe) -> Source:
     path = recipe.source.onnx
     assert path is not None
-    model = load_model(path)
+    loaded = read_model(path)  # external data is read from the model's folder, whatever the cwd
+    model = loaded.model
     graph_inputs = _graph_inputs(model)
     for spec in recipe.inputs:
         if spec.name not in graph_inputs:
@@ -54,7 +56,11 @@ def _onnx_source(recipe: Recipe) -> Source:
             raise RecipeError(
                 f"{recipe.path}: outputs: the model has no output '{name}' (its outputs: {', '.join(names)})"
             )
-    info = {"kind": "onnx", "path": str(path), "sha256": sha256_file(path)}
+    info: dict[str, Any] = {"kind": "onnx", "path": str(path), "sha256": sha256_file(path)}
+    if loaded.external_files:  # the weights are part of what the manifest must identify
+        info["external_data"] = {
+            os.path.relpath(f, Path(path).parent): sha256_file(f) for f in loaded.external_files
+        }
     return Source(model, tuple(outputs), info)
 
 

@@ -13,6 +13,7 @@ import hashlib
 import numpy as np
 import onnx_graphsurgeon as gs
 
+from graphkit.graph import outer_scope_reads
 from graphkit.registry import EXACT, register_pass
 
 
@@ -31,7 +32,9 @@ def cleanup(graph: gs.Graph, *, remove_unused_inputs: bool = False) -> int:
                 merged += 1
     sites = merged
     if remove_unused_inputs:
+        # an input read only inside an If/Loop/Scan body is in use (an implicit input)
         used = {t.name for n in graph.nodes for t in n.inputs} | {t.name for t in graph.outputs}
+        used |= outer_scope_reads(graph)
         keep = [t for t in graph.inputs if t.name in used]
         sites += len(graph.inputs) - len(keep)
         graph.inputs = keep

@@ -4,6 +4,8 @@ Before: Shape → Gather → Unsqueeze → Concat → Reshape chains, constant a
 After: their results as initializers; the nodes are gone.
 Uses onnx-graphsurgeon's folding (onnxruntime evaluates the constant subgraphs) with shape
 folding on, after shape inference (gs folds nothing without shapes: TensorRT#3267).
+Loop and Scan nodes are not evaluated (see :func:`graphkit.graph.fold_constants`); constant If
+nodes are replaced by the branch they take.
 """
 
 from __future__ import annotations
@@ -12,7 +14,7 @@ from typing import Literal
 
 import onnx_graphsurgeon as gs
 
-from graphkit.graph import quiet_gs
+from graphkit.graph import fold_constants as fold
 from graphkit.registry import EXACT, register_pass
 
 
@@ -26,12 +28,11 @@ def fold_constants(
 ) -> int:
     """Fold constant subgraphs and shape arithmetic into initializers."""
     before = len(graph.nodes)
-    with quiet_gs():  # gs warns per unfoldable node, on stdout; not useful to users
-        graph.fold_constants(
-            fold_shapes=fold_shapes,
-            partitioning=None if partitioning == "none" else partitioning,
-            size_threshold=size_threshold,
-            error_ok=False,
-        )
+    fold(
+        graph,
+        fold_shapes=fold_shapes,
+        partitioning=None if partitioning == "none" else partitioning,
+        size_threshold=size_threshold,
+    )
     graph.cleanup()
     return max(0, before - len(graph.nodes))

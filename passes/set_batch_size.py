@@ -12,7 +12,7 @@ from __future__ import annotations
 import onnx_graphsurgeon as gs
 
 from graphkit.errors import PassError
-from graphkit.graph import export_model, import_graph, quiet_gs, replace_contents
+from graphkit.graph import export_model, fold_constants, import_graph, replace_contents
 from graphkit.registry import EXACT, register_pass
 
 
@@ -53,7 +53,6 @@ def set_batch_size(graph: gs.Graph, *, batch: int = 1, axis: int = 0) -> int:
         elif id(tensor) not in outputs:
             tensor.shape = None
     replace_contents(graph, import_graph(export_model(graph)))
-    with quiet_gs():
-        graph.fold_constants(fold_shapes=True, error_ok=False).cleanup()
+    fold_constants(graph, fold_shapes=True).cleanup()
     replace_contents(graph, import_graph(export_model(graph)))  # shapes for what was folded
     return changed

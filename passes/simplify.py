@@ -13,7 +13,7 @@ import onnx_graphsurgeon as gs
 
 from graphkit.errors import PassError
 from graphkit.graph import export_model, replace_contents
-from graphkit.io import fds_to_debug_log
+from graphkit.io import fds_to_debug_log, first_line
 from graphkit.registry import EXACT, register_pass
 
 log = logging.getLogger("graphkit.passes.simplify")
@@ -50,6 +50,6 @@ def simplify(
                 tensor_size_threshold=tensor_size_threshold,
             )
     except Exception as exc:  # onnxsim raises bare RuntimeError/ValueError from C++
-        raise PassError(f"onnxsim failed: {type(exc).__name__}: {exc}") from exc
+        raise PassError(f"onnxsim failed: {type(exc).__name__}: {first_line(exc)}") from exc
     replace_contents(graph, gs.import_onnx(simplified))
     return max(0, before - len(graph.nodes))

@@ -90,3 +90,12 @@ def scale_after_relu(
         graph.nodes.append(gs.Node("Mul", inputs=[mid, gs.Constant(out.name + "_k", scale)], outputs=[out]))
         done += 1
     return done
+
+
+@register_pass("wait_for_signal", contract=EXACT)
+def wait_for_signal(graph: gs.Graph, *, seconds: float = 60.0) -> int:
+    """Sleeps (a test stand-in for a long pass, to be interrupted in the middle of)."""
+    import time
+
+    time.sleep(seconds)
+    return 0

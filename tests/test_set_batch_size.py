@@ -29,3 +29,37 @@ def test_refuses_a_different_static_batch():
     once, _ = tiny.apply_pass(tiny.conv1d_chain(), "set_batch_size", batch=3)
     with pytest.raises(PassError, match="static batch 3"):
         tiny.apply_pass(once, "set_batch_size", batch=4)
+
+
+@pytest.mark.parametrize(
+    ("body", "want"),
+    [
+        ("y = Shape<end = 1>(x)", [3]),
+        ("y = Shape<start = -2>(x)", [4, 5]),
+        ("s = Shape<start = 1>(x)\n zero = Constant<value = int64[1] {0}>()\n y = Gather(s, zero)", [4]),
+    ],
+)
+def test_shape_start_end_fold_to_the_right_dims(body, want):
+    """gs's shape folding ignores Shape's start/end (found by benchmarks/node_tests.py)."""
+    import onnx
+
+    model = onnx.parser.parse_model(
+        f'<ir_version: 8, opset_import: ["" : 17]>\ng (float[N, 4, 5] x) => (int64[{len(want)}] y) {{ {body} }}'
+    )
+    out, _ = tiny.rewrite(model, "set_batch_size", batch=3)
+    (got,) = tiny.run(out, {"x": np.zeros((3, 4, 5), np.float32)})
+    assert got.tolist() == want
+    assert [n.op_type for n in out.graph.node] == []  # folded to a constant output
+
+
+def test_optional_graph_inputs_are_refused_clearly():
+    import onnx
+
+    from graphkit.errors import ModelError
+
+    model = onnx.parser.parse_model(
+        '<ir_version: 8, opset_import: ["" : 17]>\n'
+        "g (optional(seq(float[5])) x) => (optional(seq(float[5])) y) { y = Identity(x) }"
+    )
+    with pytest.raises(ModelError, match="optional-typed graph inputs or outputs"):
+        tiny.rewrite(model, "set_batch_size", batch=1)
