@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
@@ -55,12 +55,9 @@ class BisectReport:
     site_breach: str | None = None
     site_alone_breach: str | None = None  # None: the site alone keeps the model good
     checks: int = 0
-    sites_labels: list[str] = field(default_factory=list)
 
     def as_dict(self) -> dict[str, Any]:
-        d = asdict(self)
-        d.pop("sites_labels")
-        return d
+        return asdict(self)
 
 
 class ToleranceGate:
@@ -187,7 +184,6 @@ def _find_site(
     everything = Sites()
     full = with_sites(everything)
     report.sites_total = len(everything.offered)
-    report.sites_labels = list(everything.offered)
     if report.sites_total == 0:
         return
     whole = _check(gate, full, report)  # as in the prefix search, but it costs one check to be sure

@@ -74,6 +74,8 @@ def known_op(name: str) -> bool:
 
 def op_counts(model: onnx.ModelProto) -> Counter[str]:
     """Node counts by op type (main graph), plus the Conv pseudo-ops by spatial rank."""
+    from graphkit.graph import conv_spatial_rank  # recipes load without onnx-graphsurgeon
+
     inits = {t.name: t for t in model.graph.initializer}
     counts: Counter[str] = Counter()
     for node in model.graph.node:
@@ -82,19 +84,10 @@ def op_counts(model: onnx.ModelProto) -> Counter[str]:
             continue
         counts[node.op_type] += 1
         if node.op_type == "Conv":
-            spatial = _conv_rank(node, inits)
+            spatial = conv_spatial_rank(node, inits)
             if spatial in PSEUDO_OPS.values():
                 counts[f"Conv{spatial}d"] += 1
     return counts
-
-
-def _conv_rank(node: onnx.NodeProto, inits: Mapping[str, onnx.TensorProto]) -> int | None:
-    for attr in node.attribute:
-        if attr.name == "kernel_shape":
-            return len(attr.ints)
-    if len(node.input) > 1 and node.input[1] in inits:
-        return len(inits[node.input[1]].dims) - 2
-    return None
 
 
 def check_ops(model: onnx.ModelProto, expected: Mapping[str, Condition], where: str) -> None:

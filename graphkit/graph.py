@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import contextlib
 from collections import Counter
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 
 import numpy as np
 import onnx
@@ -189,6 +189,22 @@ def check_structure(model: onnx.ModelProto) -> None:
             del t.dims[:]
             t.dims.append(0)
     onnx.checker.check_model(sk)
+
+
+def conv_spatial_rank(
+    node: onnx.NodeProto,
+    inits: Mapping[str, onnx.TensorProto],
+    ranks: Mapping[str, int] | None = None,
+) -> int | None:
+    """How many spatial axes a Conv node has: from its kernel_shape, else its constant
+    weight's rank, else its input's (inferred) rank; None when none of them is known."""
+    for attr in node.attribute:
+        if attr.name == "kernel_shape":
+            return len(attr.ints)
+    if len(node.input) > 1 and node.input[1] in inits:
+        return len(inits[node.input[1]].dims) - 2
+    rank_ = (ranks or {}).get(node.input[0])
+    return None if rank_ is None else rank_ - 2
 
 
 def import_graph(model: onnx.ModelProto, *, shapes: bool = True) -> gs.Graph:

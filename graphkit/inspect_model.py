@@ -7,7 +7,7 @@ from typing import Any
 
 import onnx
 
-from graphkit.graph import infer_shapes
+from graphkit.graph import conv_spatial_rank, infer_shapes
 
 
 def _dims(vi: onnx.ValueInfoProto) -> list[int | str]:
@@ -26,13 +26,7 @@ def describe(model: onnx.ModelProto) -> dict[str, Any]:
     for node in model.graph.node:
         if node.op_type != "Conv":
             continue
-        kernel = next((list(a.ints) for a in node.attribute if a.name == "kernel_shape"), None)
-        if kernel is not None:
-            conv1d += len(kernel) == 1
-        elif len(node.input) > 1 and node.input[1] in inits:
-            conv1d += len(inits[node.input[1]].dims) == 3
-        elif ranks.get(node.input[0]) == 3:
-            conv1d += 1
+        conv1d += conv_spatial_rank(node, inits, ranks) == 1
     opset = next((o.version for o in model.opset_import if o.domain in ("", "ai.onnx")), None)
     return {
         "inputs": [

@@ -35,8 +35,9 @@ class Figures:
         return d
 
 
-def session(model: onnx.ModelProto | bytes):
-    """An onnxruntime CPU session on an in-memory model.
+def session(model: onnx.ModelProto | bytes, *, threads: int | None = None):
+    """An onnxruntime CPU session on an in-memory model (``threads``: intra- and inter-op
+    threads; None: onnxruntime's default).
 
     onnxruntime's graph optimisations preserve ONNX semantics and make the check about 10 %
     faster on convolution-heavy models; the reference runs under the same settings.
@@ -50,6 +51,8 @@ def session(model: onnx.ModelProto | bytes):
     # No arena: parity runs each session a few times on large batches, where the arena's
     # over-allocation cost memory (AASIST-L at batch 16: 3.1 GB instead of 4.1 GB) and time.
     opts.enable_cpu_mem_arena = False
+    if threads is not None:
+        opts.intra_op_num_threads = opts.inter_op_num_threads = threads
     data = model if isinstance(model, bytes) else model.SerializeToString()
     return ort.InferenceSession(data, opts, providers=["CPUExecutionProvider"])
 

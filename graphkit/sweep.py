@@ -297,18 +297,11 @@ def with_dynamic_batch(model: onnx.ModelProto) -> onnx.ModelProto:
 
 
 def _session(model: bytes) -> Any:
-    """onnxruntime on the CPU with :func:`graphkit.parity.session`'s settings, on one thread:
-    the sweep runs one model per core, and the models are tiny."""
-    import onnxruntime as ort
+    """:func:`graphkit.parity.session` on one thread: the sweep runs one model per core, and
+    the models are tiny."""
+    from graphkit.parity import session
 
-    ort.set_default_logger_severity(3)
-    opts = ort.SessionOptions()
-    opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-    opts.log_severity_level = 3
-    opts.enable_cpu_mem_arena = False
-    opts.intra_op_num_threads = 1
-    opts.inter_op_num_threads = 1
-    return ort.InferenceSession(model, opts, providers=["CPUExecutionProvider"])
+    return session(model, threads=1)
 
 
 def _run(model: bytes, feed: Feed, outputs: Sequence[str]) -> dict[str, Any]:
