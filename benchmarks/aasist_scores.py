@@ -35,9 +35,9 @@ def main() -> int:
     args = p.parse_args()
     import torch
 
+    from graphkit.data.samples import row_from_audio
+    from graphkit.ir.ort import session
     from graphkit.models.aasist import build_aasist_l
-    from graphkit.parity import session
-    from graphkit.samples import row_from_audio
 
     files = sorted((args.data / "librispeech-test-other-10spk").rglob("*.flac"))
     files += sorted((args.data / "librispeech-train-clean-100-cohort").glob("*.flac"))

@@ -46,9 +46,9 @@ def main() -> int:
     p.add_argument("--json", type=Path, default=None)
     args = p.parse_args()
     logging.basicConfig(level=logging.WARNING)
-    from graphkit.apply import apply_recipe
-    from graphkit.export import export_onnx
     from graphkit.models.aasist import build_aasist_l
+    from graphkit.pipeline.apply import apply_recipe
+    from graphkit.pipeline.export import export_onnx
     from graphkit.recipe import load_recipe
 
     t = time.perf_counter()

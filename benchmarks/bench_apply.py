@@ -24,7 +24,7 @@ ROOT = Path(__file__).resolve().parent.parent
 
 
 def time_apply(batches: tuple[int, ...]) -> float:
-    from graphkit.apply import apply_recipe
+    from graphkit.pipeline.apply import apply_recipe
     from graphkit.recipe import load_recipe
 
     recipe = load_recipe(ROOT / "recipes" / "ecapa.yaml")
@@ -37,8 +37,8 @@ def time_apply(batches: tuple[int, ...]) -> float:
 def time_export_onnxsim(batches: tuple[int, ...]) -> float:
     import onnxsim
 
-    from graphkit.export import export_onnx
     from graphkit.models.ecapa import build_ecapa
+    from graphkit.pipeline.export import export_onnx
 
     t = time.perf_counter()
     module = build_ecapa(None, seed=0)

@@ -28,9 +28,9 @@ import onnx_graphsurgeon as gs
 import onnxsim
 from onnx import TensorProto, helper, numpy_helper
 
-from graphkit.graph import infer_shapes
+from graphkit.ir.proto import infer_shapes
+from graphkit.passes._infra import Sites
 from graphkit.passes.conv1d_to_conv2d import conv1d_to_conv2d
-from graphkit.registry import Sites
 
 CHANNELS, KERNEL, LENGTH, OPSET = 4, 3, 16, 13
 

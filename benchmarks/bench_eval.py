@@ -31,8 +31,9 @@ def main() -> int:
     p.add_argument("--models", type=Path, default=None, help="graphkit apply output (made if absent)")
     args = p.parse_args()
     logging.basicConfig(level=logging.WARNING)
-    from graphkit.apply import apply_recipe
-    from graphkit.evaluate import evaluate, load_eval_data, run_batches
+    from graphkit.eval.evaluate import evaluate
+    from graphkit.eval.inputs import load_eval_data, run_batches
+    from graphkit.pipeline.apply import apply_recipe
     from graphkit.recipe import load_recipe
     from graphkit.runners.onnxruntime import OnnxruntimeRunner
 

@@ -2,7 +2,7 @@
 
 Every node test model (onnx.backend.test.loader, first data set) that onnxruntime can run goes
 through simplify, set_batch_size (where it has a batch dim), conv1d_to_conv2d and cleanup, and
-its outputs are compared with the unmodified model's on onnxruntime (graphkit.sweep has the
+its outputs are compared with the unmodified model's on onnxruntime (graphkit.testing.sweep has the
 rules). Prints progress, the count per outcome, every crash, parity break and timeout, and the
 refusal and skip reasons grouped by pattern.
 
@@ -25,7 +25,9 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))  # run from a checkout without installing
 
-from graphkit.sweep import CRASH, OUTCOMES, PARITY, REFUSED, SKIPPED, TIMEOUT, Outcome, node_cases, sweep  # noqa: E402
+from graphkit.testing.cases import CRASH, OUTCOMES, PARITY, REFUSED, SKIPPED, TIMEOUT, Outcome  # noqa: E402
+from graphkit.testing.node_tests import node_cases  # noqa: E402
+from graphkit.testing.sweep import sweep  # noqa: E402
 
 SHOWN = (CRASH, PARITY, TIMEOUT)  # listed one by one, then by message pattern
 GROUPED = (REFUSED, SKIPPED)  # listed by message pattern

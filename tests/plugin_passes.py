@@ -99,3 +99,16 @@ def wait_for_signal(graph: gs.Graph, *, seconds: float = 60.0) -> int:
 
     time.sleep(seconds)
     return 0
+
+
+@register_pass("nudge_outputs", contract=EXACT)
+def nudge_outputs(graph: gs.Graph, *, offset: float = 1e-9) -> int:
+    """Add ``offset`` to every graph output: the size of difference a reordered summation leaves
+    where the reference is exactly zero (a stand-in for one; claims to be exact)."""
+    for i, out in enumerate(list(graph.outputs)):
+        mid = gs.Variable(out.name + "_pre", dtype=out.dtype, shape=out.shape)
+        for node in list(out.inputs):
+            node.outputs[node.outputs.index(out)] = mid
+        k = gs.Constant(f"{out.name}_nudge", np.array(offset, dtype=np.float32))
+        graph.nodes.append(gs.Node("Add", name=f"nudge_{i}", inputs=[mid, k], outputs=[out]))
+    return len(graph.outputs)

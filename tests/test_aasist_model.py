@@ -22,9 +22,9 @@ torch = pytest.importorskip("torch")
 ort = pytest.importorskip("onnxruntime")
 
 from graphkit.errors import ModelError  # noqa: E402
-from graphkit.export import export_onnx  # noqa: E402
 from graphkit.models import BUILTIN_MODELS  # noqa: E402
 from graphkit.models.aasist import build_aasist, build_aasist_l, sinc_filter_bank  # noqa: E402
+from graphkit.pipeline.export import export_onnx  # noqa: E402
 
 BUILDERS = {"AASIST-L": build_aasist_l, "AASIST": build_aasist}
 HTRG = ("HtrgGAT_layer_ST11", "HtrgGAT_layer_ST12", "HtrgGAT_layer_ST21", "HtrgGAT_layer_ST22")
@@ -361,7 +361,7 @@ def test_export_matches_pytorch(exported, traced, wave, batch):
 @pytest.mark.slow
 def test_real_speech_scores_above_tts(model, shared):
     """A coarse check, not an ASVspoof figure: bona fide LibriSpeech scores above flite/espeak TTS."""
-    from graphkit.samples import pick_evenly, row_from_audio
+    from graphkit.data.samples import pick_evenly, row_from_audio
 
     data = shared / "data"
     real = pick_evenly(sorted((data / "librispeech-test-other-10spk").rglob("*.flac")), 3)

@@ -52,7 +52,7 @@ def real_files(shared: Path) -> list[Path]:
 
 
 def waveform(path: Path) -> np.ndarray:
-    from graphkit.samples import row_from_audio
+    from graphkit.data.samples import row_from_audio
 
     return row_from_audio(path, "waveform_64600", (64600,))
 
@@ -132,7 +132,7 @@ def test_real_files_rank_identically(emitted, model, shared):
         ref = np.concatenate(
             [model(torch.from_numpy(x[i : i + 4]))[1][:, 1].numpy() for i in range(0, 24, 4)]
         )
-    from graphkit.parity import session
+    from graphkit.ir.ort import session
 
     sess = session((emitted / "aasist_l_bs4.onnx").read_bytes())
     got = np.concatenate([sess.run(["logits"], {"input": x[i : i + 4]})[0][:, 1] for i in range(0, 24, 4)])

@@ -96,7 +96,8 @@ def test_parity_failure_names_the_pass_and_writes_nothing(tmp_path, capsys):
     assert main(["apply", str(recipe), "-o", str(out)]) == 1
     err = error_lines(capsys)
     assert "scale_first_conv_weight" in err[0] and "passes[1]" in err[0]
-    assert "worst element" in err[0] and "tolerance max_abs 0.0001" in err[0]
+    assert "worst element" in err[0] and "tolerance |Δ| <= 0.0001" in err[0]
+    assert "would pass with max_abs >=" in err[0]
     assert list(out.iterdir()) == []  # no final output, no staging leftovers
 
 

@@ -12,8 +12,8 @@ import yaml
 from test_apply import error_lines, write_recipe
 
 from graphkit.cli import main
-from graphkit.golden import load_golden
-from graphkit.parity import session
+from graphkit.data.golden import load_golden
+from graphkit.ir.ort import session
 
 PAD_ONE = """
 <ir_version: 8, opset_import: ["" : 17]>

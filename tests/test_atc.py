@@ -1,4 +1,4 @@
-"""graphkit.atc: static ATC rules (docs/ascend-toolchain.md §1.7, §2) and command emission."""
+"""graphkit.ascend.settings: static ATC rules (docs/ascend-toolchain.md §1.7, §2) and command emission."""
 
 from __future__ import annotations
 
@@ -16,7 +16,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from graphkit.atc import (
+from graphkit.ascend import (
     ANY_GROUP,
     KNOWN_SOCS,
     AtcSettings,

@@ -1,4 +1,4 @@
-"""graphkit.audio: reading audio and the ECAPA guide's log-mel features (seed-models.md §4.3)."""
+"""graphkit.data.audio: reading audio and the ECAPA guide's log-mel features (seed-models.md §4.3)."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from graphkit.audio import (
+from graphkit.data.audio import (
     ecapa_features,
     fixed_frames,
     logmel,
@@ -233,7 +233,7 @@ def test_real_speech_is_deterministic_and_matches_the_reference(speech_files):
 
 
 def test_cropped_features_equal_the_crop_of_the_whole_spectrogram(librispeech):
-    from graphkit.audio import ecapa_features, fixed_frames, logmel, read_audio
+    from graphkit.data.audio import ecapa_features, fixed_frames, logmel, read_audio
 
     for path in sorted(librispeech.rglob("*.flac"))[::30]:
         for crops in (1, 3):

@@ -9,10 +9,10 @@ import pytest
 import tiny
 import yaml
 
-from graphkit.bisect import bisect_recipe, render
 from graphkit.cli import main
+from graphkit.debug.bisect import bisect_recipe, render
+from graphkit.passes._infra import PassRegistry
 from graphkit.recipe import load_recipe
-from graphkit.registry import PassRegistry
 
 TESTS = Path(__file__).resolve().parent
 

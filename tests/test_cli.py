@@ -10,9 +10,9 @@ import onnx
 import pytest
 import tiny
 
-from graphkit import registry as registry_mod
 from graphkit.cli import main
-from graphkit.registry import PassRegistry
+from graphkit.passes import _infra as registry_mod
+from graphkit.passes._infra import PassRegistry
 
 ROOT = Path(__file__).resolve().parent.parent
 TESTS = Path(__file__).resolve().parent

@@ -1,8 +1,7 @@
-"""graphkit.compare: msit's metrics by hand, thresholds, fail reasons, and localising a divergence."""
+"""graphkit.debug.compare: msit's metrics by hand, thresholds, fail reasons, and localising a divergence."""
 
 from __future__ import annotations
 
-import argparse
 import csv
 import dataclasses
 import json
@@ -15,19 +14,13 @@ import pytest
 from onnx import TensorProto, helper, numpy_helper
 from tiny import conv1d_chain, run
 
-from graphkit.compare import (
-    CSV_COLUMNS,
-    Thresholds,
-    add_parser,
-    compare_paths,
-    compare_tensor,
-    kl_divergence,
-    metrics,
-    render,
-    write_reports,
-)
+from graphkit.cli import main
+from graphkit.data.golden import save_golden
+from graphkit.debug.compare import CSV_COLUMNS, Thresholds, compare_tensor, render, write_reports
+from graphkit.debug.compare_run import compare_paths
 from graphkit.errors import DataError, ModelError, UsageError
-from graphkit.golden import save_golden
+from graphkit.numerics import kl_divergence
+from graphkit.numerics import stats as metrics
 
 # --- metrics, each by hand --------------------------------------------------------------------
 
@@ -100,6 +93,8 @@ def test_default_thresholds_are_msits() -> None:
         "kl": 0.005,
         "rmse": 1.0,
         "mean_rel": 1.0,
+        # graphkit's elementwise rule, reported beside msit's limits, at the recipes' default
+        "elemwise": {"max_abs": 1e-4, "max_rel": None, "min_cosine": None},
     }
     assert Thresholds().tripped(PERFECT) == []
 
@@ -240,22 +235,22 @@ def test_model_vs_model_with_a_static_batch_candidate(tmp_path: Path) -> None:
 
 
 def test_tensors_shape_inference_cannot_type(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    import graphkit.graph
-    import graphkit.parity
+    import graphkit.ir.ort
+    import graphkit.ir.proto
 
     a = save(chain(), tmp_path / "a.onnx")
-    monkeypatch.setattr(graphkit.graph, "infer_shapes", lambda model: model)  # inference finds nothing
+    monkeypatch.setattr(graphkit.ir.proto, "infer_shapes", lambda model: model)  # inference finds nothing
     report = compare_paths(a, a, batch=2)
     assert len(report.rows) == 12 and report.counts["untyped"] == 0  # onnxruntime typed them
 
-    real = graphkit.parity.run_model
+    real = graphkit.ir.ort.run_model
 
     def picky(model, feeds, outputs):  # noqa: ANN001, ANN202 - a runtime that rejects untyped outputs
         if len(outputs) > 2:
-            raise graphkit.parity.OrtFailure("cannot type an output")
+            raise graphkit.ir.ort.OrtFailure("cannot type an output")
         return real(model, feeds, outputs)
 
-    monkeypatch.setattr(graphkit.parity, "run_model", picky)
+    monkeypatch.setattr(graphkit.ir.ort, "run_model", picky)
     report = compare_paths(a, a, batch=2)
     assert [r.tensor for r in report.rows] == ["y", "h"] and report.counts["untyped"] == 10
     assert "10 untyped" in render(report)
@@ -341,27 +336,28 @@ def test_reports_are_written_in_msit_column_order(tmp_path: Path) -> None:
 
 
 def test_command_exit_codes_and_json(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    parser = argparse.ArgumentParser()
-    sub = parser.add_subparsers(dest="command")
-    add_parser(sub, argparse.ArgumentParser(add_help=False))
     a = save(chain(), tmp_path / "a.onnx")
     b = save(chain(perturb_layer=2), tmp_path / "b.onnx")
-    args = parser.parse_args(["compare", str(a), str(b), "--batch", "2", "-o", str(tmp_path / "r")])
-    assert args.func(args) == 1
-    assert "first divergent tensor: m2 (MatMul)" in capsys.readouterr().out
+    assert main(["-q", "compare", str(a), str(b), "--batch", "2", "-o", str(tmp_path / "r")]) == 1
+    out = capsys.readouterr().out
+    assert "first divergent tensor: m2 (MatMul)" in out
+    assert "elementwise rule: |Δ| <= 0.0001" in out and "min tol" in out
     assert (tmp_path / "r" / "compare.csv").is_file()
-    args = parser.parse_args(["compare", str(a), str(a), "--batch", "2", "--json", "-o", str(tmp_path / "s")])
-    assert args.func(args) == 0
+    assert main(["-q", "compare", str(a), str(a), "--batch", "2", "--json", "-o", str(tmp_path / "s")]) == 0
     assert json.loads(capsys.readouterr().out)["outputs_ok"] is True
     # loose enough thresholds let the perturbed model pass
     loose = ["--cosine", "-1", "--rel-euclid", "1e9", "--kl", "1e9", "--rmse", "1e9", "--mean-rel", "1e9"]
-    args = parser.parse_args(["compare", str(a), str(b), "--batch", "2", "-o", str(tmp_path / "t"), *loose])
-    assert args.func(args) == 0
+    assert main(["-q", "compare", str(a), str(b), "--batch", "2", "-o", str(tmp_path / "t"), *loose]) == 0
+    wide = ["--max-abs", "1e3", "--max-rel", "0.5"]
+    assert (
+        main(["-q", "compare", str(a), str(b), "--batch", "2", "-o", str(tmp_path / "u"), *loose, *wide]) == 0
+    )
+    assert "|Δ| <= 1000 + 0.5·|ref|" in capsys.readouterr().out
 
 
 def test_a_lifted_tensor_is_compared_without_its_unit_axis():
     """conv1d_to_conv2d keeps a tensor's name and adds an axis: (N,C,L) vs (N,C,1,L)."""
-    from graphkit.compare import compare_tensor
+    from graphkit.debug.compare import compare_tensor
 
     g = np.arange(24, dtype=np.float32).reshape(2, 3, 4)
     row = compare_tensor("t", g, g.reshape(2, 3, 1, 4))

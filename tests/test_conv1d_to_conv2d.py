@@ -13,9 +13,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from onnx import helper, numpy_helper
 
-from graphkit.graph import export_model, import_graph
+from graphkit.ir.graph import export_model, import_graph
+from graphkit.passes._infra import EXACT, Sites, spec_of
 from graphkit.passes.conv1d_to_conv2d import conv1d_to_conv2d
-from graphkit.registry import EXACT, Sites, spec_of
 
 # -- helpers -------------------------------------------------------------------------------------
 
@@ -724,7 +724,7 @@ def three_regions() -> onnx.ModelProto:
 
 @pytest.mark.parametrize("k, convs", [(0, 0), (1, 1), (2, 2), (3, 4)])
 def test_first_k_regions_are_lifted_and_the_others_left_as_they_are(k, convs):
-    from graphkit.registry import first_sites
+    from graphkit.passes._infra import first_sites
 
     model = three_regions()
     sites = first_sites(k)

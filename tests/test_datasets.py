@@ -1,4 +1,4 @@
-"""graphkit.datasets: the real shared folders, and tmp_path fakes for every error case."""
+"""graphkit.data.datasets: the real shared folders, and tmp_path fakes for every error case."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from graphkit.datasets import Trial, load_speaker_dataset, load_spoof_dataset, read_trials
+from graphkit.data.datasets import Trial, load_speaker_dataset, load_spoof_dataset, read_trials
 from graphkit.errors import DataError
 
 

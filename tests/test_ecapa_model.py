@@ -1,4 +1,4 @@
-"""graphkit.models.ecapa (the guide's ECAPA-TDNN) and graphkit.export.
+"""graphkit.models.ecapa (the guide's ECAPA-TDNN) and graphkit.pipeline.export.
 
 The full model is exported to ONNX once per module (``exported`` fixture, marked slow); the
 generic export tests use a tiny module.
@@ -18,9 +18,9 @@ torch = pytest.importorskip("torch")
 ort = pytest.importorskip("onnxruntime")
 
 from graphkit.errors import ModelError  # noqa: E402
-from graphkit.export import export_onnx  # noqa: E402
 from graphkit.models import BUILTIN_MODELS  # noqa: E402
 from graphkit.models.ecapa import MODEL_INFO, build_ecapa  # noqa: E402
+from graphkit.pipeline.export import export_onnx  # noqa: E402
 
 # ---------------------------------------------------------------------------------------------
 # The state dict of seed-models.md §4.2, written out: 228 tensors. Every conv and linear has a
@@ -342,7 +342,7 @@ def test_export_is_quiet(capfd, caplog):
 
     export_onnx(_Tiny(), inputs=TINY_INPUTS, output_names=["y", "m"])
     log_was_on = torch._C._jit_is_onnx_log_enabled()  # a raw torch export elsewhere may set it
-    with caplog.at_level(logging.DEBUG, logger="graphkit.export"):
+    with caplog.at_level(logging.DEBUG, logger="graphkit.pipeline.export"):
         with pytest.raises(ModelError, match="aten::fft_fft.* opset version 17 is not supported"):
             export_onnx(Unsupported(), inputs={"x": ([8], "float32")}, output_names=["y"])
     out, err = capfd.readouterr()
@@ -371,5 +371,5 @@ def test_export_errors_are_model_errors(kwargs, needle):
 
 def test_export_without_torch(monkeypatch):
     monkeypatch.setitem(sys.modules, "torch", None)  # makes `import torch` fail
-    with pytest.raises(ModelError, match=r"pip install torch==2\.13\.0 && pip install graphkit"):
+    with pytest.raises(ModelError, match=r"pip install torch==2\.13\.0 && pip install 'graphkit\[torch\]'"):
         export_onnx(object(), inputs={"x": ([1], "float32")}, output_names=["y"])

@@ -31,7 +31,7 @@ def emitted(ecapa_emitted) -> Path:
 @pytest.fixture(scope="module")
 def rows(librispeech) -> np.ndarray:
     """4 seeded rows and 4 rows of log-mel features of real speech (4 speakers)."""
-    from graphkit.audio import ecapa_features
+    from graphkit.data.audio import ecapa_features
 
     files = sorted(librispeech.rglob("*.flac"))[::25][:4]
     real = np.concatenate([ecapa_features(f) for f in files])

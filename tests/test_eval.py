@@ -98,8 +98,8 @@ def test_aasist_eval_every_batch_size(aasist_emitted, aasist_weights, shared, tm
 def write_npu_outputs(models: Path, preprocessed: Path, out: Path, layout: str) -> None:
     """Run the bs4 model on the preprocessed batches with onnxruntime and write its outputs as
     msame (TXT) or ais_bench (BIN) would on an NPU host."""
-    from graphkit.parity import session
-    from graphkit.preprocess import read_index
+    from graphkit.data.preprocess import read_index
+    from graphkit.ir.ort import session
 
     index = read_index(preprocessed)
     sess = session((models / "ecapa_tdnn_bs4.onnx").read_bytes())

@@ -11,8 +11,8 @@ import yaml
 
 from graphkit.cli import main
 from graphkit.errors import RecipeError
-from graphkit.expect import Condition, op_counts, parse_condition
-from graphkit.recipe import load_recipe
+from graphkit.pipeline.expect import op_counts
+from graphkit.recipe import Condition, load_recipe, parse_condition
 
 POOL_1D = """
 <ir_version: 8, opset_import: ["" : 17]>

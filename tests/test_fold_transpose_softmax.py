@@ -13,9 +13,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from onnx import numpy_helper
 
-from graphkit.graph import export_model, import_graph
+from graphkit.ir.graph import export_model, import_graph
+from graphkit.passes._infra import EXACT, Sites, spec_of
 from graphkit.passes.fold_transpose_softmax import fold_transpose_softmax
-from graphkit.registry import EXACT, Sites, spec_of
 
 # -- helpers -------------------------------------------------------------------------------------
 
@@ -396,7 +396,7 @@ THREE_MAPS = """g (float[B,5,5,1] x) => (float[B,5,5,1] y, float[B,5,1] z, float
 
 @pytest.mark.parametrize("k", [0, 1, 2, 3])
 def test_first_k_sites_are_folded_and_the_rest_kept(k):
-    from graphkit.registry import first_sites
+    from graphkit.passes._infra import first_sites
 
     model = build(THREE_MAPS)
     sites = first_sites(k)
@@ -417,7 +417,7 @@ def producer(model: onnx.ModelProto, tensor: str) -> onnx.NodeProto | None:
 
 def test_a_transpose_shared_by_two_maps_is_offered_once_whatever_is_taken():
     # T -> Softmax -> T^-1 -> Softmax -> T: the middle Transpose belongs to the first fold
-    from graphkit.registry import first_sites
+    from graphkit.passes._infra import first_sites
 
     model = build(
         """g (float[2,4,3] x) => (float[2,3,4] y) {

@@ -16,9 +16,9 @@ from hypothesis import strategies as st
 from onnx import numpy_helper
 
 from graphkit.errors import PassError
-from graphkit.graph import export_model, import_graph
+from graphkit.ir.graph import export_model, import_graph
+from graphkit.passes._infra import APPROXIMATE, PassResult, register_pass, spec_of
 from graphkit.passes.fold_uniform_attention import fold_uniform_attention
-from graphkit.registry import APPROXIMATE, PassResult, register_pass, spec_of
 
 # -- helpers -------------------------------------------------------------------------------------
 
@@ -490,7 +490,7 @@ def maps() -> onnx.ModelProto:
 
 @pytest.mark.parametrize("k", [0, 1, 2, 3])
 def test_first_k_maps_are_folded_and_the_rest_kept(k):
-    from graphkit.registry import first_sites
+    from graphkit.passes._infra import first_sites
 
     model = maps()
     sites = first_sites(k)

@@ -24,13 +24,15 @@ import yaml
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
-from graphkit import atc as atc_mod
+from graphkit import ascend as atc_mod
+from graphkit._util import one_line
+from graphkit.ascend.lint import RULES
 from graphkit.cli import main
+from graphkit.cli._args import batch_list as parse_batch_list
 from graphkit.errors import GraphkitError, RecipeError, UsageError
-from graphkit.lint import RULES
-from graphkit.parity import seeded_rows
-from graphkit.recipe import TOP_KEYS, load_recipe, one_line, parse_batch_list, parse_recipe
-from graphkit.registry import PassRegistry
+from graphkit.passes._infra import PassRegistry
+from graphkit.pipeline.reference import seeded_rows
+from graphkit.recipe import TOP_KEYS, default_catalog, load_recipe, parse_recipe
 
 ROOT = Path(__file__).resolve().parent.parent
 SCALE = float(os.environ.get("GRAPHKIT_FUZZ_SCALE", "1"))
@@ -50,6 +52,7 @@ def fuzz(examples: int):  # noqa: ANN201 - a hypothesis settings decorator
 # -- values ------------------------------------------------------------------------------------
 
 REGISTRY = PassRegistry()
+CATALOG = default_catalog(REGISTRY)
 PASS_PARAMS = sorted({p for s in REGISTRY.specs() for p in s.params})
 KNOWN_KEYS = sorted(
     {
@@ -153,7 +156,7 @@ def assert_one_line(message: str, prefix: str) -> None:
 def load_or_clean_error(path: Path):  # noqa: ANN201 - Recipe | None
     """load_recipe's result, or None after checking its error is graphkit's and one line."""
     try:
-        return load_recipe(path, registry=REGISTRY)
+        return load_recipe(path, catalog=CATALOG)
     except GraphkitError as exc:
         assert exc.exit_code == 2, exc
         assert_one_line(str(exc), str(path))
@@ -426,7 +429,7 @@ FOUND = {
 def test_found_bugs_are_clean_errors(folder, data, expected):
     path = write(folder, data)
     with pytest.raises(GraphkitError) as exc:
-        load_recipe(path, registry=REGISTRY)
+        load_recipe(path, catalog=CATALOG)
     assert_one_line(str(exc.value), str(path))
     assert expected in str(exc.value), str(exc.value)[:300]
 
@@ -435,7 +438,7 @@ def test_huge_ints_in_parsed_data(folder):
     """parse_recipe takes data from Python too, where no YAML bound applies."""
     data = changed("onnx", ((*X, "range", 0), 10**400), (("parity", "seed"), 10**5000))
     with pytest.raises(RecipeError, match=r"inputs.x.range\[0\]: 1000.*\.\.\..* is too large for a number"):
-        parse_recipe(data, path=folder / "r.yaml", registry=REGISTRY)
+        parse_recipe(data, path=folder / "r.yaml", catalog=CATALOG)
 
 
 # -- 3. raw bytes ------------------------------------------------------------------------------
@@ -517,7 +520,7 @@ RAW = {
 def test_raw_bytes_fail_cleanly(folder, content, expected):
     path = write(folder, content)
     with pytest.raises(GraphkitError) as exc:
-        load_recipe(path, registry=REGISTRY)
+        load_recipe(path, catalog=CATALOG)
     assert_one_line(str(exc.value), str(path))
     assert expected in str(exc.value), str(exc.value)[:300]
 

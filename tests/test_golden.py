@@ -1,8 +1,7 @@
-"""graphkit.golden: save/load round trip, NPU input files, and golden vs NPU output folders."""
+"""graphkit.data.golden: save/load round trip, NPU input files, and golden vs NPU output folders."""
 
 from __future__ import annotations
 
-import argparse
 import json
 import zipfile
 from pathlib import Path
@@ -10,9 +9,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from graphkit.compare import add_parser, compare_paths
+from graphkit.cli import main
+from graphkit.data.golden import FORMAT, PRODUCER, load_golden, save_golden, write_golden_inputs
+from graphkit.debug.compare_run import compare_paths
 from graphkit.errors import DataError
-from graphkit.golden import FORMAT, PRODUCER, load_golden, save_golden, write_golden_inputs
 
 META = {"recipe": "tiny", "recipe_sha256": "ab" * 32, "seed": 0, "batch": 2}
 
@@ -107,17 +107,12 @@ def test_golden_vs_npu_folder(tmp_path: Path, fmt: str, capsys: pytest.CaptureFi
     g = load_golden(path)
     write_npu_outputs(tmp_path / "ok", g, fmt)
     write_npu_outputs(tmp_path / "off", g, fmt, scale={"/head/Softmax_output_0": 1.3})
-    parser = argparse.ArgumentParser()
-    add_parser(parser.add_subparsers(), argparse.ArgumentParser(add_help=False))
-
-    args = parser.parse_args(["compare", str(path), str(tmp_path / "ok"), "-o", str(tmp_path / "r1")])
-    assert args.func(args) == 0
+    assert main(["-q", "compare", str(path), str(tmp_path / "ok"), "-o", str(tmp_path / "r1")]) == 0
     report = compare_paths(path, tmp_path / "ok")
     assert report.mode == "golden-files" and all(r.is_output and not r.abnormal for r in report.rows)
     assert [r.shape_candidate for r in report.rows] == [(2, 5), (2, 3)]
 
-    args = parser.parse_args(["compare", str(tmp_path / "off"), str(path), "-o", str(tmp_path / "r2")])
-    assert args.func(args) == 1
+    assert main(["-q", "compare", str(tmp_path / "off"), str(path), "-o", str(tmp_path / "r2")]) == 1
     assert "first divergent tensor: /head/Softmax_output_0" in capsys.readouterr().out
     report = compare_paths(path, tmp_path / "off")
     flagged = [r.tensor for r in report.rows if r.abnormal]

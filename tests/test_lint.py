@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import argparse
 import json
 import logging
 
@@ -12,8 +11,9 @@ import pytest
 from onnx import numpy_helper
 from tiny import conv1d_chain
 
+from graphkit.ascend.lint import RULES, Finding, lint_model, render
+from graphkit.cli import main
 from graphkit.errors import UsageError
-from graphkit.lint import RULES, Finding, add_parser, command, lint_model, render
 
 
 def parse(graph: str, *, opset: int = 17, extra: str = "") -> onnx.ModelProto:
@@ -499,30 +499,18 @@ def test_render_is_a_table_with_a_count_line():
     assert count == "1 error, 1 warning"
 
 
-def parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="graphkit")
-    common = argparse.ArgumentParser(add_help=False)
-    common.add_argument("-v", "--verbose", action="store_true")
-    add_parser(p.add_subparsers(dest="command"), common)
-    return p
-
-
 def test_command_prints_findings_and_exits_1_on_errors(tmp_path, capsys):
     path = tmp_path / "m.onnx"
     onnx.save(conv1d_chain(), path)
-    args = parser().parse_args(["lint", str(path)])
-    assert args.func is command
-    assert command(args) == 1
+    assert main(["lint", str(path)]) == 1
     assert "dynamic-dim" in capsys.readouterr().out
-    ok = parser().parse_args(["lint", str(path), "--gear", "dynamic_batch_size", "--json"])
-    assert command(ok) == 0
+    assert main(["lint", str(path), "--gear", "dynamic_batch_size", "--json"]) == 0
     assert [f["rule"] for f in json.loads(capsys.readouterr().out)] == ["conv1d-chain"]
-    quiet = parser().parse_args(["lint", str(path), "--ignore", "dynamic-dim,conv1d-chain"])
-    assert command(quiet) == 0
+    assert main(["lint", str(path), "--ignore", "dynamic-dim,conv1d-chain"]) == 0
 
 
 def test_command_lists_rules(capsys):
-    assert command(parser().parse_args(["lint", "--list-rules", "--json"])) == 0
+    assert main(["lint", "--list-rules", "--json"]) == 0
     assert [r["id"] for r in json.loads(capsys.readouterr().out)] == list(RULES)
-    with pytest.raises(UsageError, match="MODEL"):
-        command(parser().parse_args(["lint"]))
+    assert main(["lint"]) == 2
+    assert "MODEL" in capsys.readouterr().err

@@ -1,4 +1,4 @@
-"""graphkit.metrics: golden ASVspoof figures, brute-force cross-checks, edge cases, parsers."""
+"""graphkit.eval.scoring: golden ASVspoof figures, brute-force cross-checks, edge cases, parsers."""
 
 from __future__ import annotations
 
@@ -9,18 +9,16 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from graphkit.datasets import Trial
+from graphkit.data.datasets import Trial
+from graphkit.data.scorefiles import read_asv_scores, read_cm_protocol, read_cm_scores
 from graphkit.errors import DataError
-from graphkit.metrics import (
+from graphkit.eval.scoring import (
     CostModel,
     centroid_scores,
     compute_det_curve,
     compute_eer,
     min_dcf,
     min_tdcf,
-    read_asv_scores,
-    read_cm_protocol,
-    read_cm_scores,
     roc_auc,
     tandem_dcf,
     trial_scores,

@@ -18,9 +18,9 @@ import tiny
 import yaml
 from test_apply import error_lines, write_recipe
 
-from graphkit import io
 from graphkit.cli import main
 from graphkit.errors import ModelError
+from graphkit.ir import io
 
 
 def save_external(model: onnx.ModelProto, path: Path) -> None:

@@ -1,4 +1,4 @@
-"""The generic pipeline over a sample of the onnx package's node tests (graphkit.sweep).
+"""The generic pipeline over a sample of the onnx package's node tests (graphkit.testing.sweep).
 
 ``python benchmarks/node_tests.py`` runs all of them; this sample covers the kinds of graph
 that matter to the pipeline: convolutions and pools (1-D among them), control flow (If, Loop,
@@ -20,7 +20,7 @@ import onnx
 import pytest
 
 from graphkit.errors import ParityError, PassError
-from graphkit.sweep import (
+from graphkit.testing.cases import (
     CRASH,
     OK,
     PARITY,
@@ -31,10 +31,10 @@ from graphkit.sweep import (
     _failure,
     batch_of,
     compare_outputs,
-    node_cases,
-    sweep,
     with_dynamic_batch,
 )
+from graphkit.testing.node_tests import node_cases
+from graphkit.testing.sweep import sweep
 
 # Per module of onnx.backend.test.case.node (building only these takes seconds, not all 1,900).
 SAMPLE = {

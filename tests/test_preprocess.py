@@ -8,8 +8,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from graphkit.data.preprocess import Batch, batch_key, make_batches, read_index, write_batches
 from graphkit.errors import DataError, UsageError
-from graphkit.preprocess import Batch, batch_key, make_batches, read_index, write_batches
 from graphkit.recipe import InputSpec
 
 MEL = InputSpec("mel", ("B", 3, 5))

@@ -11,7 +11,7 @@ import tiny
 import yaml
 
 from graphkit.cli import main
-from graphkit.registry import PassRegistry
+from graphkit.passes._infra import PassRegistry
 
 ROOT = Path(__file__).resolve().parent.parent
 README = (ROOT / "README.md").read_text()
@@ -71,7 +71,7 @@ def test_pass_table_lists_every_builtin_pass():
 
 
 def test_lint_rule_table_matches_the_rules():
-    from graphkit.lint import RULES
+    from graphkit.ascend.lint import RULES
 
     section = README.split("**Lint**", 1)[1].split("## ", 1)[0]
     listed = re.findall(r"^\| `([a-z0-9-]+)` \| (error|warning) \| `?([a-z0-9_-]+)`? \|", section, flags=re.M)

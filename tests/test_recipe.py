@@ -8,8 +8,9 @@ import pytest
 import yaml
 
 from graphkit.cli import main
+from graphkit.cli._args import batch_list as parse_batch_list
 from graphkit.errors import RecipeError
-from graphkit.recipe import load_recipe, parse_batch_list
+from graphkit.recipe import load_recipe
 
 ROOT = Path(__file__).resolve().parent.parent
 

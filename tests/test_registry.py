@@ -9,7 +9,7 @@ import pytest
 import tiny
 
 from graphkit.errors import PassError
-from graphkit.registry import PassRegistry, register_pass
+from graphkit.passes._infra import PassRegistry, register_pass
 
 REGISTRY = PassRegistry()
 NEEDS = {"set_batch_size": {"batch": 2}}
@@ -78,8 +78,8 @@ def test_the_built_in_rewrites_expose_their_sites():
 @pytest.mark.parametrize("name", SITED)
 @pytest.mark.parametrize("sample", ["conv1d_chain", "with_shape_plumbing"])
 def test_selecting_no_site_rewrites_nothing_and_offers_the_same_sites(name, sample):
-    from graphkit.graph import export_model, import_graph
-    from graphkit.registry import Sites, first_sites
+    from graphkit.ir.graph import export_model, import_graph
+    from graphkit.passes._infra import Sites, first_sites
 
     model = getattr(tiny, sample)()
     spec = REGISTRY.get(name)

@@ -51,7 +51,7 @@ g (float[2,3] x) => (float[2,3] y, float[2,3] z) {
 
 @pytest.mark.parametrize("k", [0, 1, 2, 3])
 def test_first_k_sites_are_removed_and_the_rest_kept(k):
-    from graphkit.registry import first_sites
+    from graphkit.passes._infra import first_sites
 
     model = onnx.parser.parse_model(CHAIN)
     sites = first_sites(k)
@@ -76,7 +76,7 @@ def test_an_identity_that_must_stay_is_a_near_miss():
 def test_identity_behind_a_left_out_identity_is_still_offered():
     # id_a -> id_o: once id_a is gone, id_o reads the graph input x and must stay; it is a
     # near-miss whether or not id_a is taken
-    from graphkit.registry import first_sites
+    from graphkit.passes._infra import first_sites
 
     model = onnx.parser.parse_model("""
     <ir_version: 8, opset_import: ["" : 17]>
@@ -93,7 +93,7 @@ def test_identity_behind_a_left_out_identity_is_still_offered():
 
 @pytest.mark.parametrize("chosen", [{0}, {1}, {2}, {0, 2}, {1, 2}])
 def test_any_selection_of_sites_is_valid(chosen):
-    from graphkit.registry import Sites
+    from graphkit.passes._infra import Sites
 
     model = onnx.parser.parse_model(CHAIN)
     sites = Sites(lambda i: i in chosen)

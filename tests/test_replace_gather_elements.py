@@ -10,9 +10,9 @@ import pytest
 import tiny
 from onnx import numpy_helper
 
-from graphkit.graph import export_model, import_graph
+from graphkit.ir.graph import export_model, import_graph
+from graphkit.passes._infra import EXACT, spec_of
 from graphkit.passes.replace_gather_elements import replace_gather_elements
-from graphkit.registry import EXACT, spec_of
 
 # -- helpers -------------------------------------------------------------------------------------
 
@@ -375,7 +375,7 @@ def test_gathers_that_are_no_row_gathers_are_near_misses():
 def test_row_arithmetic_dtype_and_lint(index_dtype):
     """int32 (default): the TopK indices are cast before the Add, so ATC's int32 TopK output
     never meets int64 offsets (E89999); lint agrees. int64 keeps the ONNX types as they were."""
-    from graphkit.lint import lint_model
+    from graphkit.ascend.lint import lint_model
 
     before = build(POOL.format(b=2), **POOL_INITS)
     out, sites = rewrite(before, index_dtype=index_dtype)

@@ -10,9 +10,9 @@ import pytest
 import tiny
 from onnx import numpy_helper
 
-from graphkit.graph import export_model, import_graph
+from graphkit.ir.graph import export_model, import_graph
+from graphkit.passes._infra import EXACT, spec_of
 from graphkit.passes.replace_scatternd_with_concat import replace_scatternd_with_concat
-from graphkit.registry import EXACT, spec_of
 
 # -- helpers -------------------------------------------------------------------------------------
 

@@ -11,10 +11,11 @@ import onnx
 import pytest
 from onnx import TensorProto, helper, numpy_helper
 
+from graphkit.data.preprocess import make_batches, read_index, write_batches
 from graphkit.errors import DataError, ModelError, RecipeError, RunnerError, RunnerUnavailable, UsageError
-from graphkit.preprocess import make_batches, read_index, write_batches
 from graphkit.recipe import InputSpec, load_recipe
-from graphkit.runners import RUNNER_KINDS, Runner, open_runner
+from graphkit.runners import RUNNER_KINDS, RecipeRunners, Runner, RunnerChoice, open_runner, parse_runner
+from graphkit.runners.select import BENCH_RUNNERS
 from graphkit.runners.ais_bench import AisBenchRunner, resolve_om
 from graphkit.runners.files import FilesRunner
 from graphkit.runners.onnxruntime import OnnxruntimeRunner, choose_providers
@@ -73,6 +74,68 @@ def test_open_runner_rejects_misspelled_option() -> None:
 def test_runner_abc_cannot_be_instantiated() -> None:
     with pytest.raises(TypeError):
         Runner()  # type: ignore[abstract]
+
+
+@pytest.mark.parametrize(
+    ("text", "error"),
+    [
+        ("tensorflow", "unknown runner 'tensorflow'"),
+        ("grapkit", "did you mean 'graphkit'"),
+        ("files", "files=DIR"),
+        ("ais_bench=npu1", "the device id is a number"),
+        ("torch=2", "takes no '=' argument"),
+    ],
+)
+def test_runner_choices_are_parsed_once_for_every_command(text, error) -> None:
+    with pytest.raises(UsageError, match=error):
+        parse_runner(text)
+    assert parse_runner("files=out/npu") == RunnerChoice("files", "out/npu")
+    assert parse_runner("ais_bench=1").arg == "1" and parse_runner("graphkit").per_batch
+    assert not parse_runner("torch").per_batch
+    with pytest.raises(UsageError, match="runners: export, graphkit"):
+        parse_runner("files=x", BENCH_RUNNERS)
+
+
+def test_runners_are_checked_before_any_work(tmp_path: Path) -> None:
+    """A missing models folder is said before a feature is extracted or a reference runs."""
+    from graphkit.eval.bench import bench
+    from graphkit.eval.evaluate import evaluate
+
+    recipe = load_recipe(ROOT / "recipes" / "aasist.yaml")
+    runners = RecipeRunners(recipe, models_dir=tmp_path / "nowhere")
+    with pytest.raises(UsageError, match=r"aasist_l_bs4.onnx: not found; run `graphkit apply"):
+        runners.check([RunnerChoice("graphkit")], [4])
+    with pytest.raises(DataError, match="output folder not found"):
+        runners.check([RunnerChoice("files", str(tmp_path / "npu"))], [4])
+    with pytest.raises(RunnerUnavailable, match="ais_bench"):
+        runners.check([RunnerChoice("ais_bench")], [4])
+    runners.check([RunnerChoice("export")], [4])  # batch-free, nothing to find
+    # the data folder does not exist either: the runner check comes first
+    missing = [(tmp_path / "no-data", "bonafide")]
+    with pytest.raises(UsageError, match="not found; run `graphkit apply"):
+        evaluate(recipe, missing, runners=["export", "graphkit"], models_dir=tmp_path / "nowhere")
+    with pytest.raises(UsageError, match="not found; run `graphkit apply"):
+        bench(recipe, runners=["graphkit"], models_dir=tmp_path / "nowhere", batch_sizes=[1])
+
+
+class _Echo(Runner):
+    kind = "echo"
+    label, batch, input_names, output_names = "echo", None, ("x",), ("y",)
+
+    def _infer(self, feeds, key):  # noqa: ANN001, ANN202
+        return {"y": feeds["x"]}
+
+
+def test_infer_is_a_template_method() -> None:
+    """The base class refuses a closed runner and a missing feed; a backend writes _infer only."""
+    r = _Echo()
+    assert r.infer({"x": np.ones(2)}, key="k")["y"].tolist() == [1.0, 1.0]
+    with pytest.raises(RunnerError, match=r"echo \[k\]: no feed for input x"):
+        r.infer({}, key="k")
+    r.close()
+    r.close()  # idempotent
+    with pytest.raises(RunnerError, match="closed"):
+        r.infer({"x": np.ones(2)}, key="k")
 
 
 # --- onnxruntime ---------------------------------------------------------------------------

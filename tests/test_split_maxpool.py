@@ -13,8 +13,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from onnx import helper, numpy_helper
 
+from graphkit.passes._infra import EXACT, spec_of
 from graphkit.passes.split_maxpool import split_maxpool
-from graphkit.registry import EXACT, spec_of
 
 # -- helpers -------------------------------------------------------------------------------------
 

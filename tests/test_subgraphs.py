@@ -14,7 +14,7 @@ import tiny
 from onnx import numpy_helper
 
 from graphkit.errors import PassError
-from graphkit.registry import PassRegistry
+from graphkit.passes._infra import PassRegistry
 
 # Outer graph shared by the three models. Sites: a Conv1d region c1 -> r1 -> c2, -> only (r1 is
 # read by the bodies too, only by the bodies alone: both leave the region), an Identity, two Transpose -> Softmax -> Transpose (the second map sb is read by

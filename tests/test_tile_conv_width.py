@@ -14,8 +14,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from onnx import helper, numpy_helper
 
+from graphkit.passes._infra import EXACT, spec_of
 from graphkit.passes.tile_conv_width import tile_conv_width
-from graphkit.registry import EXACT, spec_of
 
 # -- helpers -------------------------------------------------------------------------------------
 
@@ -527,7 +527,7 @@ def three_regions() -> onnx.ModelProto:
 
 @pytest.mark.parametrize("k", [0, 1, 2, 3])
 def test_first_k_regions_are_tiled_and_the_rest_kept(k):
-    from graphkit.registry import first_sites
+    from graphkit.passes._infra import first_sites
 
     model = three_regions()
     sites = first_sites(k)

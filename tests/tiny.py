@@ -63,8 +63,8 @@ def run(model: onnx.ModelProto, feed: dict[str, np.ndarray]) -> list[np.ndarray]
 def apply_pass(model: onnx.ModelProto, name: str, *, sites=None, shapes: bool = True, **params):
     """Run one registered pass as the pass manager does (under a ``Sites`` selection when
     given); returns (model, PassResult)."""
-    from graphkit.graph import export_model, import_graph
-    from graphkit.registry import PassRegistry
+    from graphkit.ir.graph import export_model, import_graph
+    from graphkit.passes._infra import PassRegistry
 
     spec = PassRegistry().get(name)
     graph = import_graph(model, shapes=shapes)
@@ -111,7 +111,7 @@ def rewrite(model: onnx.ModelProto, name: str, **params) -> tuple[onnx.ModelProt
 
 def roundtrip(model: onnx.ModelProto) -> bytes:
     """The model through import/cleanup/export without any pass (what 'unchanged' means)."""
-    from graphkit.graph import export_model, import_graph
+    from graphkit.ir.graph import export_model, import_graph
 
     graph = import_graph(model)
     graph.cleanup().toposort()
@@ -171,7 +171,7 @@ def relu_mlp(*, layers: int = 10, width: int = 8, seed: int = 0) -> onnx.ModelPr
 
 def run_first(model: onnx.ModelProto, name: str, k: int, **params):
     """:func:`run_sites` on the first ``k`` sites; returns (model, PassResult, Sites)."""
-    from graphkit.registry import first_sites
+    from graphkit.passes._infra import first_sites
 
     sites = first_sites(k)
     out, result = run_sites(model, name, sites, **params)

@@ -9,6 +9,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+TORCH_INSTALL = "pip install torch==2.13.0 && pip install 'graphkit[torch]'"
+TORCH_MISSING = f"PyTorch is not installed; install the torch extra: {TORCH_INSTALL}"
+
 
 @dataclass(frozen=True)
 class ModelInfo:

@@ -32,7 +32,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from graphkit.errors import ModelError
-from graphkit.export import TORCH_MISSING
+from graphkit.models import TORCH_MISSING
 
 try:
     import torch

@@ -26,8 +26,7 @@ import os
 from collections.abc import Mapping, Sequence
 
 from graphkit.errors import ModelError
-from graphkit.export import TORCH_MISSING
-from graphkit.models import ModelInfo
+from graphkit.models import TORCH_MISSING, ModelInfo
 
 try:
     import torch

@@ -1,0 +1,152 @@
+"""Argument groups the subcommands share, and the validators (argparse ``type=``) behind them.
+
+A validator raises :class:`~graphkit.errors.UsageError` with the flag's name, which argparse lets
+through unchanged: the user reads one line saying which flag is wrong and why.
+"""
+
+from __future__ import annotations
+
+import argparse
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+from graphkit._util import check_path, one_line, show
+from graphkit.errors import UsageError
+from graphkit.recipe import MAX_BATCH
+
+DataSource = tuple[Path, "str | None"]  # a dataset folder and its label (anti-spoofing), if any
+LABELS = ("bonafide", "spoof")
+
+
+def batch_list(text: str) -> tuple[int, ...]:
+    """'1,4,8' (--batch of apply, eval and bench)."""
+    try:
+        sizes = tuple(int(t) for t in text.split(",") if t.strip())
+    except ValueError:
+        raise UsageError(
+            one_line(f"--batch: {show(text)} is not a comma-separated list of integers")
+        ) from None
+    if not sizes or any(not 1 <= s <= MAX_BATCH for s in sizes):
+        raise UsageError(
+            one_line(f"--batch: batch sizes must be between 1 and {MAX_BATCH}, got {show(text)}")
+        )
+    if len(set(sizes)) != len(sizes):
+        raise UsageError(one_line(f"--batch: batch sizes must be unique, got {show(text)}"))
+    return sizes
+
+
+def int_at_least(minimum: int, flag: str) -> Callable[[str], int]:
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise UsageError(one_line(f"{flag}: {show(text)} is not an integer")) from None
+        if value < minimum:
+            raise UsageError(f"{flag} must be at least {minimum}")
+        return value
+
+    return parse
+
+
+def existing_file(flag: str) -> Callable[[str], Path]:
+    def parse(text: str) -> Path:
+        path = Path(text)
+        check_path(path, flag)
+        if not path.is_file():
+            raise UsageError(one_line(f"{flag}: file not found: {path}"))
+        return path
+
+    return parse
+
+
+def data_source(text: str) -> DataSource:
+    """``DIR`` or ``DIR=LABEL`` (LABEL: bonafide or spoof)."""
+    path, sep, label = text.partition("=")
+    if sep and label not in LABELS:
+        raise UsageError(one_line(f"--data {text}: the label after '=' is bonafide or spoof"))
+    check_path(Path(path), "--data")
+    return Path(path), label or None
+
+
+def add_recipe(p: argparse.ArgumentParser) -> None:
+    p.add_argument("recipe", type=Path, help="the recipe (YAML) of the model")
+
+
+def add_batches(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--batch",
+        type=batch_list,
+        default=None,
+        metavar="N[,N...]",
+        help="comma-separated batch sizes (default: the recipe's batch_sizes)",
+    )
+
+
+def add_batch(p: argparse.ArgumentParser, help: str, *, required: bool = False) -> None:  # noqa: A002
+    p.add_argument(
+        "--batch", type=int_at_least(1, "--batch"), default=None, required=required, metavar="N", help=help
+    )
+
+
+def add_weights(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--weights",
+        type=existing_file("--weights"),
+        default=None,
+        metavar="PATH",
+        help="checkpoint of the recipe's built-in model (default: the recipe's source.weights)",
+    )
+
+
+def add_runners(p: argparse.ArgumentParser, choices: Sequence[str], default: str) -> None:
+    p.add_argument(
+        "--runner",
+        action="append",
+        default=[],
+        metavar="RUNNER",
+        help=f"{', '.join(choices)} (files=DIR, ais_bench=DEVICE); repeat for several (default: {default})",
+    )
+
+
+def add_models(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--models",
+        type=Path,
+        default=None,
+        metavar="DIR",
+        help="graphkit apply's output (default out/<name>)",
+    )
+
+
+def add_data(p: argparse.ArgumentParser, help: str, *, required: bool) -> None:  # noqa: A002
+    p.add_argument(
+        "--data",
+        type=data_source,
+        action="append",
+        required=required,
+        default=None if required else [],
+        metavar="DIR[=LABEL]",
+        help=help,
+    )
+
+
+def add_trials(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--trials", type=Path, default=None, metavar="FILE", help="trial list (VoxCeleb format)")
+
+
+def add_limit(p: argparse.ArgumentParser, minimum: int) -> None:
+    p.add_argument(
+        "--limit",
+        type=int_at_least(minimum, "--limit"),
+        default=None,
+        metavar="N",
+        help="use N evenly spaced utterances of the dataset",
+    )
+
+
+def add_out(p: argparse.ArgumentParser, help: str, *, required: bool = False) -> None:  # noqa: A002
+    p.add_argument("-o", "--out", type=Path, default=None, required=required, metavar="DIR", help=help)
+
+
+def add_json(p: argparse.ArgumentParser, what: str = "the report") -> None:
+    p.add_argument("--json", action="store_true", help=f"print {what} as JSON")

@@ -1,0 +1,118 @@
+"""``graphkit bench``: latency and throughput per batch size and runner.
+
+Per runner and batch size: ``warmup`` untimed runs, then ``loops`` timed runs on seeded input.
+Latency mean / p50 / p99 in ms; throughput = 1000 · batch / mean latency (ais_bench's
+definition; for ais_bench the device compute time it reports is used, otherwise wall time).
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from graphkit.errors import UsageError
+from graphkit.pipeline.reference import seeded_rows
+from graphkit.recipe import Recipe
+from graphkit.runners.base import Runner
+from graphkit.runners.select import BENCH_RUNNERS, RecipeRunners, parse_runner
+
+log = logging.getLogger("graphkit")
+_LABELS = {"export": "plain export", "graphkit": "graphkit", "ort_cuda": "graphkit", "torch": "torch"}
+
+
+@dataclass(frozen=True)
+class Timing:
+    """One runner at one batch size."""
+
+    runner: str  # the --runner kind
+    batch: int
+    mean_ms: float
+    p50_ms: float
+    p99_ms: float
+    throughput: float  # rows per second
+    loops: int
+    timing: str  # "device" (the backend's own compute time) or "wall"
+
+
+@dataclass
+class BenchReport:
+    recipe: Recipe
+    runners: list[str]  # as given (files=..., ais_bench=1)
+    batch_sizes: list[int]
+    rows: list[Timing]
+
+    @property
+    def kinds(self) -> list[str]:
+        return [r.partition("=")[0] for r in self.runners]
+
+    def row(self, kind: str, batch: int) -> Timing:
+        return next(r for r in self.rows if r.runner == kind and r.batch == batch)
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "recipe": {"name": self.recipe.name, "sha256": self.recipe.sha256},
+            "runners": list(self.runners),
+            "batch_sizes": list(self.batch_sizes),
+            "rows": [asdict(r) for r in self.rows],
+        }
+
+
+def measure(runner: Runner, feeds: dict[str, np.ndarray], *, loops: int, warmup: int) -> dict[str, Any]:
+    """Latency and throughput of ``runner`` on one batch: ``warmup`` untimed runs, ``loops`` timed."""
+    key = "bench"
+    for _ in range(warmup):
+        runner.infer(feeds, key=key)
+    times = []
+    for _ in range(loops):
+        t = time.perf_counter()
+        runner.infer(feeds, key=key)
+        times.append((time.perf_counter() - t) * 1000)
+    device = runner.device_times_ms()
+    if device:  # the backend's own compute time (ais_bench: NPU_compute_time)
+        times = list(device)[-loops:]
+    batch = next(iter(feeds.values())).shape[0]
+    arr = np.asarray(times)
+    return {
+        "mean_ms": float(arr.mean()),
+        "p50_ms": float(np.percentile(arr, 50)),
+        "p99_ms": float(np.percentile(arr, 99)),
+        "throughput": 1000.0 * batch / float(arr.mean()),
+        "loops": loops,
+        "timing": "device" if device else "wall",
+    }
+
+
+def bench(
+    recipe: Recipe,
+    *,
+    runners: Sequence[str] = ("export", "graphkit"),
+    batch_sizes: Sequence[int] | None = None,
+    models_dir: Path | None = None,
+    weights: Path | None = None,
+    loops: int = 10,
+    warmup: int = 2,
+) -> BenchReport:
+    choices = [parse_runner(r, BENCH_RUNNERS) for r in runners]
+    if loops < 1 or warmup < 0:
+        raise UsageError("--loops must be >= 1 and --warmup >= 0")
+    batch_sizes = list(batch_sizes or recipe.batch_sizes)
+    factory = RecipeRunners(recipe, models_dir=models_dir, weights=weights)
+    factory.check(choices, batch_sizes)  # every model is there before the first timing
+    rows: list[Timing] = []
+    for b in batch_sizes:
+        feeds = seeded_rows(recipe.inputs, b, recipe.parity.seed)
+        for choice in choices:
+            label = _LABELS.get(choice.kind, choice.kind)
+            with factory.open(choice, b, label=label) as runner:
+                stats = measure(runner, feeds, loops=loops, warmup=warmup)
+            log.info(
+                "  bs%-3d %-13s %8.2f ms  %8.2f rows/s", b, choice.kind, stats["mean_ms"], stats["throughput"]
+            )
+            rows.append(Timing(choice.kind, b, **stats))
+    return BenchReport(recipe, list(runners), batch_sizes, rows)

@@ -1,0 +1,222 @@
+"""``graphkit eval``: the task's metric per batch size and runner, against the reference.
+
+For each batch size the dataset's inputs are grouped into batches exactly as
+``graphkit preprocess`` writes them (so outputs an NPU host wrote can be read back by key),
+every runner infers them, and the task's metric is computed from the valid rows:
+
+* speaker verification: the ECAPA guide's all-vs-centroid ROC AUC, and with a trial list the
+  trial-based EER, minDCF (p_target 0.01 and 0.05) and ROC AUC;
+* anti-spoofing: EER and ROC AUC of the bona fide score, and min t-DCF when ASV scores are given.
+
+Agreement with the reference runner (torch when it is evaluated) is reported per utterance:
+max |Δ| of the scores and the minimum cosine between embeddings. Features are extracted once,
+in a background thread that runs ahead of inference.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from graphkit.data.scorefiles import read_asv_scores
+from graphkit.errors import DataError, UsageError
+from graphkit.eval import scoring as M
+from graphkit.eval.inputs import DataSource, EvalData, load_eval_data, run_batches, utterance_outputs
+from graphkit.recipe import Recipe
+from graphkit.runners.select import EVAL_RUNNERS, RecipeRunners, RunnerChoice, parse_runner
+
+log = logging.getLogger("graphkit")
+
+
+@dataclass
+class RunResult:
+    runner: str
+    batch: int | None
+    metrics: dict[str, float]
+    scores: np.ndarray  # per utterance (anti-spoofing) or per centroid/trial score
+    embeddings: np.ndarray | None = None
+    agreement: dict[str, float] = field(default_factory=dict)
+    curve: tuple[np.ndarray, np.ndarray] | None = None  # (false accept, false reject) rates
+
+
+@dataclass
+class EvalReport:
+    """What ``graphkit eval`` measured: one :class:`RunResult` per runner and batch size, the
+    first being the reference the others are compared with."""
+
+    recipe: Recipe
+    task: str
+    utterances: int
+    trials: int
+    main_metric: str
+    batch_sizes: list[int]
+    models_dir: Path
+    results: list[RunResult]
+
+    @property
+    def reference(self) -> RunResult:
+        return self.results[0]
+
+    def as_dict(self) -> dict[str, Any]:
+        ref = self.reference
+        return {
+            "recipe": {"name": self.recipe.name, "path": str(self.recipe.path), "sha256": self.recipe.sha256},
+            "task": self.task,
+            "utterances": self.utterances,
+            "trials": self.trials,
+            "main_metric": self.main_metric,
+            "reference": ref.runner,
+            "batch_sizes": list(self.batch_sizes),
+            "models_dir": str(self.models_dir),
+            "results": [
+                {
+                    "runner": r.runner,
+                    "batch": r.batch,
+                    "metrics": r.metrics,
+                    "agreement": r.agreement,
+                    "delta_to_reference": {k: v - ref.metrics[k] for k, v in r.metrics.items()},
+                }
+                for r in self.results
+            ],
+        }
+
+
+def task_metrics(
+    values: np.ndarray, data: EvalData, asv: Any = None
+) -> tuple[dict[str, float], np.ndarray, tuple[np.ndarray, np.ndarray]]:
+    """The task's metrics, the scores they were computed from, and the DET curve (FAR, FRR)
+    of the main metric's positives and negatives."""
+    if data.kind == "spoof":
+        labels = np.array(data.labels)
+        bona, spoof = values[labels == "bonafide"], values[labels == "spoof"]
+        if not len(bona) or not len(spoof):
+            raise DataError("anti-spoofing needs both bona fide and spoof utterances")
+        eer, _ = M.compute_eer(bona, spoof)
+        out = {"eer_percent": 100 * float(eer), "roc_auc": M.roc_auc(bona, spoof)}
+        if asv is not None:
+            out["min_tdcf"] = float(M.min_tdcf(bona, spoof, *asv))
+        frr, far, _ = M.compute_det_curve(bona, spoof)
+        return out, values, (far, frr)
+    tgt, non = M.centroid_scores(values, data.speakers)
+    out = {"centroid_roc_auc": M.roc_auc(tgt, non)}
+    scores = np.concatenate([tgt, non])
+    pos, neg = tgt, non
+    if data.trials:
+        by_id = dict(zip(data.utterance_ids, values))
+        trial_scores, labels = M.trial_scores(by_id, data.trials)
+        t, n = trial_scores[labels], trial_scores[~labels]
+        eer, _ = M.compute_eer(t, n)
+        out.update(
+            {
+                "eer_percent": 100 * float(eer),
+                "min_dcf_0.01": M.min_dcf(t, n, 0.01),
+                "min_dcf_0.05": M.min_dcf(t, n, 0.05),
+                "trial_roc_auc": M.roc_auc(t, n),
+            }
+        )
+        scores = np.concatenate([scores, trial_scores])
+        pos, neg = t, n
+    frr, far, _ = M.compute_det_curve(pos, neg)
+    return out, scores, (far, frr)
+
+
+def agreement(result: RunResult, reference: RunResult) -> dict[str, float]:
+    out = {"max_abs_score_delta": float(np.max(np.abs(result.scores - reference.scores)))}
+    if result.embeddings is not None and reference.embeddings is not None:
+        a, b = result.embeddings, reference.embeddings
+        cos = np.sum(a * b, axis=1) / (np.linalg.norm(a, axis=1) * np.linalg.norm(b, axis=1))
+        out["min_cosine"] = float(np.min(cos))
+    return out
+
+
+def main_metric(kind: str, has_trials: bool) -> str:
+    if kind == "spoof":
+        return "eer_percent"
+    return "eer_percent" if has_trials else "centroid_roc_auc"
+
+
+def evaluate(
+    recipe: Recipe,
+    data: Sequence[DataSource],
+    *,
+    runners: Sequence[str] = (),
+    batch_sizes: Sequence[int] | None = None,
+    models_dir: Path | None = None,
+    weights: Path | None = None,
+    trials: Path | None = None,
+    asv_scores: Path | None = None,
+    limit: int | None = None,
+) -> EvalReport:
+    """The task's metric for every runner (``--runner`` values; default torch where the source is
+    a built-in model, export and graphkit) and batch size, against the first runner's."""
+    task = recipe.task
+    if task is None:
+        raise UsageError(f"{recipe.path}: the recipe has no 'task' section; graphkit eval needs one")
+    choices = [parse_runner(r, EVAL_RUNNERS) for r in runners] or _default_runners(recipe)
+    batch_sizes = list(batch_sizes or recipe.batch_sizes)
+    factory = RecipeRunners(recipe, models_dir=models_dir, weights=weights)
+    factory.check(choices, batch_sizes)  # before any feature is extracted or reference run
+    asv = read_asv_scores(asv_scores) if asv_scores else None
+    prepared = load_eval_data(recipe, data, trials=trials, limit=limit, workers=2)
+    log.info(
+        "eval %s: %d utterances, %d rows, runners %s, batch sizes %s",
+        recipe.name,
+        len(prepared.utterance_ids),
+        prepared.n_rows,
+        ", ".join(str(c) for c in choices),
+        batch_sizes,
+    )
+    results: list[RunResult] = []
+
+    def run(choice: RunnerChoice, label: str, batch: int | None) -> None:
+        several = len(batch_sizes) > 1
+        with factory.open(choice, batch, label=label, several=several, input_names=[task.input]) as runner:
+            b = batch or min(8, prepared.n_rows)
+            rows = run_batches(runner, prepared, b, task.input, task.output, _progress(label))
+        values = utterance_outputs(rows, prepared, task)
+        metrics, scores, curve = task_metrics(values, prepared, asv)
+        emb = values if task.kind == "speaker_verification" else None
+        results.append(RunResult(label, batch, metrics, scores, emb, curve=curve))
+
+    for choice in choices:
+        if not choice.per_batch:
+            run(choice, _BATCH_FREE_LABELS[choice.kind], None)
+    for b in batch_sizes:
+        for choice in choices:
+            if choice.per_batch:
+                run(choice, f"{_PER_BATCH_LABELS[choice.kind]} bs{b}", b)
+    for r in results[1:]:
+        r.agreement = agreement(r, results[0])
+    metric = main_metric(prepared.kind, bool(prepared.trials))
+    n_utts, n_trials = len(prepared.utterance_ids), len(prepared.trials)
+    return EvalReport(recipe, task.kind, n_utts, n_trials, metric, batch_sizes, factory.models_dir, results)
+
+
+_BATCH_FREE_LABELS = {"torch": "torch", "export": "plain export"}
+_PER_BATCH_LABELS = {
+    "graphkit": "graphkit",
+    "ort_cuda": "graphkit",
+    "ais_bench": "ais_bench",
+    "files": "files",
+}
+
+
+def _default_runners(recipe: Recipe) -> list[RunnerChoice]:
+    kinds = ["torch"] if recipe.source.model is not None else []
+    return [RunnerChoice(k) for k in [*kinds, "export", "graphkit"]]
+
+
+def _progress(label: str) -> Callable[[int, int], None]:
+    step = {"next": 0.0}
+
+    def report(done: int, total: int) -> None:
+        if done == total or done / total >= step["next"]:
+            log.info("  %-16s %3d/%d batches", label, done, total)
+            step["next"] = done / total + 0.25
+
+    return report

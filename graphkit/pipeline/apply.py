@@ -1,0 +1,256 @@
+"""``graphkit apply``: source → passes (checked) → per-batch models, atc.sh, manifest.
+
+Parity is designed to cost little next to the work: every pass before ``set_batch_size`` is
+checked on the batch-polymorphic graph at a small batch (``parity.batch`` seeded rows, plus the
+recipe's real samples); the per-batch passes are checked once per emitted batch size, on the
+final model of that size. When that check fails, the per-batch passes are re-run with a check
+after each one, so the error still names the pass that broke the numbers.
+
+Nothing is written under a final name until every batch size has passed: the files are staged
+in a temporary folder inside the output folder and renamed into place at the end.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import shutil
+import signal
+import tempfile
+import threading
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import onnx
+
+from graphkit import ascend as atc_mod
+from graphkit.errors import PassError, UsageError
+from graphkit.ir.io import sha256_bytes, write_bytes
+from graphkit.ir.ort import OrtFailure
+from graphkit.ir.proto import input_dims
+from graphkit.passes._infra import PassRegistry
+from graphkit.pipeline.events import PassRecord
+from graphkit.pipeline.expect import check_ops
+from graphkit.pipeline.instruments import Checker, Dump, Expect, Instrument, OpCount, Parity, Progress, Timing
+from graphkit.pipeline.manager import PassManager
+from graphkit.pipeline.reference import Feeds, Reference
+from graphkit.pipeline.report import ApplyResult, BatchResult, build_manifest
+from graphkit.pipeline.source import load_source
+from graphkit.recipe import InputSpec, Recipe
+
+log = logging.getLogger("graphkit")
+DEFAULT_LINT_CANN = "8.0"  # the CANN release lint assumes when the recipe's atc block names none
+
+
+def apply_recipe(
+    recipe: Recipe,
+    out_dir: str | Path | None = None,
+    *,
+    batch_sizes: Sequence[int] | None = None,
+    weights: Path | None = None,
+    parity: bool = True,
+    dump_passes: bool = False,
+    registry: PassRegistry | None = None,
+    save_golden: bool = False,
+    lint: bool = True,
+) -> ApplyResult:
+    """Run ``recipe`` and write its per-batch models, ``atc.sh``, the fusion switch file and
+    ``manifest.json`` into ``out_dir`` (default ``out/<recipe name>``; all or nothing).
+    ``save_golden`` adds, per batch size,
+    the reference inputs and outputs (``golden/bs<N>.npz`` and the inputs as ``.bin`` files
+    for msame/ais_bench, see :mod:`graphkit.data.golden`). ``lint`` runs :mod:`graphkit.ascend.lint` on
+    every final model: warnings are logged, errors stop the run before anything is written."""
+    out_dir = Path("out") / recipe.name if out_dir is None else Path(out_dir)
+    if out_dir.exists() and not out_dir.is_dir():
+        raise UsageError(f"-o {out_dir}: exists and is not a folder")
+    batch_sizes = tuple(batch_sizes or recipe.batch_sizes)
+    registry = registry or PassRegistry()
+    _refuse_overwrite(recipe, out_dir, batch_sizes, weights)
+    source = load_source(recipe, weights=weights)
+    for b in batch_sizes:  # the ATC rules are checked before any work or any file
+        atc_mod.validate_inputs(recipe.atc, _shapes(recipe.inputs, b), input_dims(source.model))
+    stage1, stage2 = recipe.split_passes()
+
+    out_dir.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=".graphkit-", dir=out_dir))
+    try:
+        base: list[Instrument] = [Timing(), OpCount(), Checker(), Expect()]
+        dump_dir = out_dir / "passes" if dump_passes else None
+        feeds = Feeds(recipe, source.model, source.outputs) if parity or save_golden else None
+        manager = PassManager(registry, [*base, *_dump(dump_dir, "all"), Progress("all ")])
+        extra: list[Instrument] = [Parity(feeds.stage1(), "")] if feeds is not None else []
+        model, records = manager.run(source.model, stage1, extra=extra)
+
+        batches = []
+        seen_lint: set[tuple[str, str | None, str]] = set()
+        for b in batch_sizes:
+            label = f"bs{b} "
+            bm = PassManager(registry, [*base, *_dump(dump_dir, f"bs{b}"), Progress(label)])
+            final, brecords = bm.run(model, stage2, batch=b)
+            data = final.SerializeToString()  # once: parity, the hash and the file share it
+            figures = None
+            if parity and feeds is not None:  # loading into onnxruntime also checks the weights
+                ref_b = feeds.for_batch(b)
+                figures = _check_batch(ref_b, data, b)
+                if figures is None:  # breach: localise it to a pass, with a check after each
+                    final, brecords = bm.run(model, stage2, batch=b, extra=[Parity(ref_b, f", batch {b}")])
+                    data = final.SerializeToString()
+                    figures = brecords[-1].parity
+            else:
+                check_model_full(final, f"batch {b}")
+            if recipe.expect_ops:
+                check_ops(final, recipe.expect_ops, f"{recipe.path}: batch {b}")
+            findings = _lint(recipe, final, b, seen_lint) if lint else None
+            name = f"{recipe.name}_bs{b}.onnx"
+            write_bytes(staging / name, data)
+            if save_golden:
+                assert feeds is not None
+                _write_golden(staging, recipe, feeds.for_batch(b), b)
+            batches.append(BatchResult(b, name, sha256_bytes(data), brecords, figures, "", findings))
+            log.info("%swritten (%.1f MB)", label, len(data) / 1e6)
+
+        settings = _atc_settings(recipe, [*records, *(r for x in batches for r in x.records)])
+        fusion = atc_mod.fusion_switch_json(settings)
+        commands = []
+        for br in batches:
+            shapes = _shapes(recipe.inputs, br.batch)
+            atc_mod.validate_inputs(settings, shapes, input_dims(source.model))
+            br.atc_command = atc_mod.atc_command(
+                settings,
+                model=br.file,
+                output=Path(br.file).stem,
+                shapes=shapes,
+                fusion_switch_file="fusion_switch.cfg" if fusion else None,
+            )
+            commands.append(br.atc_command)
+        write_bytes(staging / "atc.sh", atc_mod.atc_script(commands).encode(), mode=0o755)
+        if fusion:
+            write_bytes(staging / "fusion_switch.cfg", fusion.encode())
+        manifest = build_manifest(recipe, source, records, batches, settings, parity, batch_sizes)
+        write_bytes(staging / "manifest.json", (json.dumps(manifest, indent=2) + "\n").encode())
+
+        files = _publish(staging, out_dir)
+        return ApplyResult(out_dir, files, records, batches, manifest)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+
+
+def _refuse_overwrite(
+    recipe: Recipe, out_dir: Path, batch_sizes: Sequence[int], weights: Path | None
+) -> None:
+    from graphkit._util import refuse_overwrite
+
+    outputs = [out_dir / f"{recipe.name}_bs{b}.onnx" for b in batch_sizes]
+    outputs += [out_dir / n for n in ("atc.sh", "fusion_switch.cfg", "manifest.json")]
+    inputs = [recipe.path, recipe.source.onnx, weights or recipe.source.weights]
+    inputs += [s.audio or s.npy for s in recipe.parity.samples]
+    refuse_overwrite(outputs, inputs, folders=[out_dir / "golden", out_dir / "passes"])
+
+
+def _publish(staging: Path, out_dir: Path) -> list[Path]:
+    """Rename every staged file into place. SIGINT and SIGTERM wait until the renames are done,
+    so an interrupt never leaves this run's files beside an earlier run's under final names."""
+    blocked = {signal.SIGINT, signal.SIGTERM}
+    masked = threading.current_thread() is threading.main_thread()
+    if masked:
+        signal.pthread_sigmask(signal.SIG_BLOCK, blocked)
+    try:
+        files = []
+        for item in sorted(staging.iterdir()):
+            target = out_dir / item.name
+            if item.is_dir() and target.is_dir():  # golden/ from an earlier run
+                shutil.rmtree(target)
+            os.replace(item, target)
+            files.append(target)
+        return files
+    finally:
+        if masked:
+            signal.pthread_sigmask(signal.SIG_UNBLOCK, blocked)
+
+
+def _lint(
+    recipe: Recipe, model: onnx.ModelProto, batch: int, seen: set[tuple[str, str | None, str]]
+) -> list[dict[str, Any]]:
+    """Lint a final model for the recipe's ATC target; log new warnings, stop on an error."""
+    from graphkit.ascend.lint import ERROR, lint_model
+    from graphkit.errors import LintError
+
+    findings = lint_model(
+        model,
+        soc=recipe.atc.soc_version,
+        cann=recipe.atc.cann_version or DEFAULT_LINT_CANN,
+        ignore=recipe.lint_ignore,
+    )
+    errors = [f for f in findings if f.severity == ERROR]
+    if errors:
+        first = errors[0]
+        more = f" (+{len(errors) - 1} more; run graphkit lint on the model)" if len(errors) > 1 else ""
+        fix = f"; fix: pass '{first.fix}'" if first.fix else ""
+        raise LintError(
+            f"batch {batch}: the final model would fail ATC: [{first.rule}] {first.message}{fix}{more}"
+            f" (skip a rule with the recipe's lint.ignore, or all with --no-lint)"
+        )
+    for f in findings:  # the same warnings repeat for every batch size: log each once
+        key = (f.rule, f.node, f.message)
+        if key not in seen:
+            seen.add(key)
+            log.warning("lint [%s] %s%s", f.rule, f.message, f"; fix: pass '{f.fix}'" if f.fix else "")
+    return [f.as_dict() for f in findings]
+
+
+def _write_golden(staging: Path, recipe: Recipe, ref: Reference, batch: int) -> None:
+    from graphkit.data.golden import load_golden, save_golden, write_golden_inputs
+
+    meta = {
+        "recipe": recipe.name,
+        "recipe_sha256": recipe.sha256,
+        "seed": recipe.parity.seed,
+        "batch": batch,
+        "rows": "the parity rows: the recipe's real samples first, then seeded rows",
+    }
+    path = save_golden(
+        staging / "golden" / f"bs{batch}.npz", inputs=ref.feeds[0], outputs=ref.values[0], meta=meta
+    )
+    write_golden_inputs(load_golden(path), staging / "golden" / f"bs{batch}")
+
+
+def _dump(directory: Path | None, prefix: str) -> list[Instrument]:
+    return [Dump(directory, prefix)] if directory is not None else []
+
+
+def check_model_full(model: onnx.ModelProto, what: str) -> None:
+    """The full ONNX checker (weights included) on a model about to be written."""
+    try:
+        onnx.checker.check_model(model)
+    except onnx.checker.ValidationError as exc:
+        raise PassError(f"{what}: the final model is invalid: {str(exc).strip().splitlines()[0]}") from None
+
+
+def _check_batch(ref: Reference, model: bytes, batch: int) -> dict[str, Any] | None:
+    try:
+        measured = ref.measure(model, where=f"at batch {batch}")
+    except OrtFailure as exc:
+        log.warning("batch %d: onnxruntime cannot run the final model (%s)", batch, exc)
+        return None  # localised by the per-pass re-run
+    if measured.failure is None:
+        return measured.figures()
+    log.warning("%s; re-running the per-batch passes with a check after each", measured.failure)
+    return None
+
+
+def _shapes(inputs: Sequence[InputSpec], batch: int) -> dict[str, tuple[int, ...]]:
+    return {i.name: i.concrete(batch) for i in inputs}
+
+
+def _atc_settings(recipe: Recipe, records: Sequence[PassRecord]) -> Any:
+    hints = [r.atc for r in records if r.atc]
+    unique = []
+    for h in hints:  # the per-batch stage repeats the same hint once per batch size
+        if h not in unique:
+            unique.append(h)
+    return atc_mod.merge_pass_hints(recipe.atc, unique, f"{recipe.path}: atc")
+
+
+__all__ = ["ApplyResult", "BatchResult", "apply_recipe"]

@@ -1,0 +1,47 @@
+"""What the pass manager records of a pass, and what instruments see of it."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import onnx
+
+from graphkit.passes._infra import PassSpec
+from graphkit.recipe import PassStep
+
+
+@dataclass
+class PassRecord:
+    """What one pass did; serialised into manifest.json."""
+
+    name: str
+    params: dict[str, Any]
+    contract: str
+    batch: int | None = None
+    sites: int = 0
+    nodes_before: int = 0
+    nodes_after: int = 0
+    ops_delta: dict[str, int] = field(default_factory=dict)
+    seconds: float = 0.0
+    parity: dict[str, dict[str, Any]] | None = None
+    atc: dict[str, Any] = field(default_factory=dict)
+    notes: list[str] = field(default_factory=list)
+    near_misses: list[tuple[str, str]] = field(default_factory=list)  # (candidate, why not)
+
+    def as_dict(self) -> dict[str, Any]:
+        return {k: v for k, v in vars(self).items() if v not in (None, {}, []) or k == "sites"}
+
+
+@dataclass
+class PassEvent:
+    """What instruments see: the step, its spec, the models around it and its record."""
+
+    step: PassStep
+    spec: PassSpec
+    index: int
+    total: int
+    before: onnx.ModelProto
+    record: PassRecord
+    after: onnx.ModelProto | None = None
+    previous: tuple[str, ...] = ()

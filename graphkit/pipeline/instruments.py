@@ -1,0 +1,161 @@
+"""Instruments: hooks the pass manager calls around every pass (TVM's instrument model).
+
+Timing, the op-count delta, the ONNX checker, expectations, dumps of intermediate models,
+parity against onnxruntime and progress are instruments, kept out of the manager's own code.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import time
+from pathlib import Path
+from typing import Any
+
+import onnx
+
+from graphkit.errors import ParityError, PassError
+from graphkit.ir.ort import OrtFailure
+from graphkit.ir.proto import check_structure, op_histogram
+from graphkit.pipeline.events import PassEvent
+from graphkit.pipeline.expect import check_sites, near_miss_text
+from graphkit.pipeline.reference import Reference
+
+log = logging.getLogger("graphkit")
+
+
+class Instrument:
+    def before_pass(self, event: PassEvent) -> None:  # noqa: B027 - optional hook
+        pass
+
+    def after_pass(self, event: PassEvent) -> None:  # noqa: B027 - optional hook
+        pass
+
+
+class Timing(Instrument):
+    def before_pass(self, event: PassEvent) -> None:
+        event.record.seconds = time.perf_counter()
+
+    def after_pass(self, event: PassEvent) -> None:
+        event.record.seconds = time.perf_counter() - event.record.seconds
+
+
+class OpCount(Instrument):
+    def after_pass(self, event: PassEvent) -> None:
+        assert event.after is not None
+        before, after = op_histogram(event.before.graph), op_histogram(event.after.graph)
+        event.record.nodes_before = sum(before.values())
+        event.record.nodes_after = sum(after.values())
+        delta = {op: after[op] - before[op] for op in sorted(set(before) | set(after))}
+        event.record.ops_delta = {op: d for op, d in delta.items() if d}
+
+
+class Checker(Instrument):
+    """The ONNX checker on every pass output's structure; a failure names the pass."""
+
+    def after_pass(self, event: PassEvent) -> None:
+        assert event.after is not None
+        try:
+            check_structure(event.after)
+        except onnx.checker.ValidationError as exc:
+            first = str(exc).strip().splitlines()[0]
+            raise PassError(
+                f"{event.step.where}: pass '{event.spec.name}' produced an invalid model: {first}"
+            ) from None
+
+
+class Expect(Instrument):
+    """A step's ``expect`` (e.g. ``sites: ">= 4"``) must hold; a pass that rewrote nothing while
+    it could say why candidates did not match gets a warning even without an expectation."""
+
+    def after_pass(self, event: PassEvent) -> None:
+        r = event.record
+        if "sites" in event.step.expect:
+            check_sites(
+                event.step.where,
+                event.spec.name,
+                r.sites,
+                event.step.expect,
+                r.near_misses,
+                r.batch,
+                explains=event.spec.takes_sites,
+            )
+        elif r.sites == 0 and r.near_misses:
+            log.warning(
+                "%s: pass '%s' rewrote nothing%s",
+                event.step.where,
+                event.spec.name,
+                near_miss_text(r.near_misses),
+            )
+
+
+class Dump(Instrument):
+    """Writes every intermediate model to ``directory`` (``--dump-passes``)."""
+
+    def __init__(self, directory: Path, prefix: str) -> None:
+        self.directory = directory
+        self.prefix = prefix
+
+    def after_pass(self, event: PassEvent) -> None:
+        from graphkit.ir.io import save_model
+
+        assert event.after is not None
+        name = f"{self.prefix}_{event.index + 1:02d}_{event.spec.name.replace(':', '.')}.onnx"
+        save_model(event.after, self.directory / name)
+
+
+class Parity(Instrument):
+    """Compares every pass output with the reference; raises on a breach of the tolerance.
+
+    A pass that left the model byte-identical is not re-run (its figures are the previous
+    ones). ``approximate`` passes change numbers by design: a breach is logged as a warning
+    (unless ``parity.strict_approximate``) and later passes are compared with that pass's
+    output.
+    """
+
+    def __init__(self, reference: Reference, label: str) -> None:
+        self.reference = reference
+        self.label = label
+        self._last: tuple[str, dict[str, Any]] | None = None  # (model digest, figures)
+
+    def after_pass(self, event: PassEvent) -> None:
+        assert event.after is not None
+        data = event.after.SerializeToString()
+        digest = hashlib.sha1(data).hexdigest()
+        if self._last is not None and self._last[0] == digest:
+            event.record.parity = self._last[1]
+            return
+        contract = event.spec.contract
+        where = f"at pass '{event.spec.name}' ({event.step.where}{self.label})"
+        try:
+            measured = self.reference.measure(data, where=where, extra_abs=contract.tolerance)
+        except OrtFailure as exc:
+            raise ParityError(f"{where}: onnxruntime cannot run the rewritten model: {exc}") from None
+        event.record.parity = measured.figures()
+        self._last = (digest, event.record.parity)
+        if measured.failure is None:
+            return
+        if contract.kind == "approximate" and not self.reference.spec.strict_approximate:
+            log.warning("approximate %s", measured.failure)
+            self.reference = self.reference.rebase(measured.outputs)
+            return
+        raise ParityError(measured.failure)
+
+
+class Progress(Instrument):
+    def __init__(self, label: str = "") -> None:
+        self.label = label
+
+    def after_pass(self, event: PassEvent) -> None:
+        r = event.record
+        log.info(
+            "%s[%d/%d] %-20s sites %-4d nodes %d→%d  %.2fs",
+            self.label,
+            event.index + 1,
+            event.total,
+            event.spec.name,
+            r.sites,
+            r.nodes_before,
+            r.nodes_after,
+            r.seconds,
+        )

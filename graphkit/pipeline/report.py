@@ -1,0 +1,128 @@
+"""What ``graphkit apply`` produced: its results, ``manifest.json`` and the summary table."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import asdict, dataclass, field, fields
+from pathlib import Path
+from typing import Any
+
+from graphkit._util import text_table
+from graphkit._version import __version__
+from graphkit.numerics import Tolerance
+from graphkit.pipeline.events import PassRecord
+from graphkit.pipeline.source import Source
+from graphkit.recipe import Recipe
+
+
+@dataclass
+class BatchResult:
+    batch: int
+    file: str
+    sha256: str
+    records: list[PassRecord]
+    parity: dict[str, Any] | None
+    atc_command: str
+    lint: list[dict[str, Any]] | None = None  # findings of graphkit.ascend.lint (None: not run)
+
+
+@dataclass
+class ApplyResult:
+    out_dir: Path
+    files: list[Path]
+    records: list[PassRecord]
+    batches: list[BatchResult]
+    manifest: dict[str, Any] = field(default_factory=dict)
+
+    def all_records(self) -> list[PassRecord]:
+        return [*self.records, *(r for b in self.batches for r in b.records)]
+
+
+def build_manifest(
+    recipe: Recipe,
+    source: Source,
+    records: list[PassRecord],
+    batches: list[BatchResult],
+    settings: Any,
+    parity: bool,
+    batch_sizes: Sequence[int],
+) -> dict[str, Any]:
+    return {
+        "graphkit_version": __version__,
+        "recipe": {"path": str(recipe.path), "name": recipe.name, "sha256": recipe.sha256},
+        "source": source.info,
+        "outputs": list(source.outputs),
+        "batch_sizes": list(batch_sizes),
+        "parity": {
+            "enabled": parity,
+            "seed": recipe.parity.seed,
+            "batch": recipe.parity.batch,
+            "tolerance": asdict(recipe.parity.tolerance),
+            "per_output": {k: asdict(v) for k, v in recipe.parity.per_output.items()},
+            "samples": [
+                {"input": s.input, "source": str(s.audio or s.npy), "count": s.count}
+                for s in recipe.parity.samples
+            ],
+        },
+        "passes": [r.as_dict() for r in records],
+        "batches": [
+            {
+                "batch": b.batch,
+                "file": b.file,
+                "sha256": b.sha256,
+                "passes": [r.as_dict() for r in b.records],
+                "parity": b.parity,
+                "atc_command": b.atc_command,
+                **({"lint": b.lint} if b.lint is not None else {}),
+            }
+            for b in batches
+        ],
+        "atc": {"script": "atc.sh", "settings": _settings_dict(settings)},
+    }
+
+
+def _settings_dict(settings: Any) -> dict[str, Any]:
+    def plain(value: Any) -> Any:
+        if isinstance(value, Mapping):
+            return {k: plain(v) for k, v in value.items()}
+        if isinstance(value, (list, tuple)):
+            return [plain(v) for v in value]
+        return value
+
+    return {f.name: plain(getattr(settings, f.name)) for f in fields(settings)}
+
+
+def render_summary(result: ApplyResult) -> str:
+    """The table ``graphkit apply`` prints: what each pass did, the worst parity figure and the
+    smallest tolerance that passes, then the parity rule itself."""
+    rows = [("batch", "pass", "sites", "nodes", "time", "worst parity", "min tolerance (abs | rel)")]
+    for r in result.all_records():
+        batch = "all" if r.batch is None else str(r.batch)
+        nodes = f"{r.nodes_before}→{r.nodes_after}"
+        rows.append((batch, r.name, str(r.sites), nodes, f"{r.seconds:.2f}s", *_worst(r.parity)))
+    for b in result.batches:
+        rows.append((str(b.batch), "(final model)", "", "", "", *_worst(b.parity)))
+    lines = [text_table(rows)]
+    parity = result.manifest.get("parity", {})
+    if parity.get("enabled"):
+        tol = Tolerance(**parity["tolerance"])
+        lines.append(
+            f"\nparity: every element |Δ| <= max_abs + max_rel·|ref| and cosine >= min_cosine "
+            f"(cosine unchecked where all values lie within max_abs of zero); default {tol.describe()}"
+            + (f", per output: {', '.join(parity['per_output'])}" if parity.get("per_output") else "")
+        )
+    return "\n".join(lines)
+
+
+def _worst(parity: dict | None) -> tuple[str, str]:
+    if not parity:
+        return "-", "-"
+    name, fig = max(parity.items(), key=lambda kv: kv[1]["max_abs"])
+    cos = min(f["cosine"] for f in parity.values())
+    need = max(parity.values(), key=lambda f: f["min_tolerance"]["max_abs"])["min_tolerance"]
+    rel = max(
+        (f["min_tolerance"]["max_rel"] for f in parity.values()),
+        key=lambda v: float("inf") if v is None else v,
+    )
+    rel_text = "none" if rel is None else f"{rel:.2g}"
+    return f"max|Δ| {fig['max_abs']:.2e} ({name}), min cos {cos:.7f}", f"{need['max_abs']:.2g} | {rel_text}"

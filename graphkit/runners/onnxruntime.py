@@ -1,0 +1,120 @@
+"""onnxruntime runner: an ONNX model (path, bytes or ModelProto) on CPU, or CUDA/TensorRT on request."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import ClassVar
+
+import numpy as np
+import onnx
+
+from graphkit._util import first_line
+from graphkit.errors import ModelError, RunnerError, RunnerUnavailable
+from graphkit.ir.ort import CPU, session
+from graphkit.ir.proto import input_dims
+from graphkit.runners.base import Runner
+
+log = logging.getLogger("graphkit")
+
+# "auto" takes these, in this order, where the installed onnxruntime has them; CPU comes last
+# so that nodes a GPU provider cannot take still run.
+_ACCELERATED = ("TensorrtExecutionProvider", "CUDAExecutionProvider")
+
+
+def choose_providers(providers: str | Sequence[str], available: Sequence[str]) -> list[str]:
+    """Providers for a session: ``"cpu"``, ``"auto"`` (GPU ones where available) or an explicit list."""
+    if isinstance(providers, str):
+        if providers == "cpu":
+            return [CPU]
+        if providers == "auto":
+            return [p for p in _ACCELERATED if p in available] + [CPU]
+        providers = [providers]
+    missing = [p for p in providers if p not in available]
+    if missing:
+        raise RunnerUnavailable(
+            f"onnxruntime here has no {', '.join(missing)} (it has {', '.join(available)}); "
+            "install onnxruntime-gpu for CUDA/TensorRT, or use providers='auto' or 'cpu'"
+        )
+    return list(providers)
+
+
+def static_batch(model: onnx.ModelProto) -> int | None:
+    """Dim 0 of the first graph input when it is a fixed number, else None (any batch)."""
+    first = next(iter(input_dims(model).values()), [])
+    return first[0] if first and isinstance(first[0], int) and first[0] > 0 else None
+
+
+class OnnxruntimeRunner(Runner):
+    """Run an ONNX model with onnxruntime.
+
+    ``model``: a path, serialised bytes or a ModelProto. ``providers``: ``"cpu"`` (default),
+    ``"auto"`` (TensorRT and CUDA execution providers where ``onnxruntime.get_available_providers()``
+    lists them, then CPU) or an explicit list. ``threads``: intra-op threads (None: onnxruntime's
+    default). ``batch`` is the model's static input batch, or None when the batch is symbolic.
+    """
+
+    kind: ClassVar[str] = "onnxruntime"
+
+    def __init__(
+        self,
+        model: str | Path | bytes | onnx.ModelProto,
+        *,
+        providers: str | Sequence[str] = "cpu",
+        threads: int | None = None,
+        output_names: Sequence[str] | None = None,
+        label: str | None = None,
+    ) -> None:
+        import onnxruntime as ort
+
+        if isinstance(model, (str, Path)):
+            path = Path(model)
+            if not path.is_file():
+                raise ModelError(f"{path}: model file not found")
+            data = path.read_bytes()
+            default_label = path.stem
+        elif isinstance(model, onnx.ModelProto):
+            data = model.SerializeToString()
+            default_label = "onnxruntime"
+        else:
+            data = bytes(model)
+            default_label = "onnxruntime"
+        try:
+            proto = onnx.load_from_string(data)
+        except Exception as exc:  # protobuf's DecodeError and friends
+            raise ModelError(f"{default_label}: not a readable ONNX model ({exc})") from None
+        self.batch = static_batch(proto)
+        chosen = choose_providers(providers, ort.get_available_providers())
+        if threads is not None and threads < 1:
+            raise RunnerError(f"onnxruntime: threads must be >= 1, got {threads}")
+        try:
+            self._session = session(data, threads=threads, providers=chosen)
+        except Exception as exc:  # onnxruntime raises its own pybind exception types
+            raise RunnerError(f"onnxruntime cannot load {default_label}: {first_line(exc)}") from None
+        self.providers: tuple[str, ...] = tuple(self._session.get_providers())
+        if providers == "auto":
+            log.info("onnxruntime providers: %s", ", ".join(self.providers))
+        self.input_names = tuple(i.name for i in self._session.get_inputs())
+        names = [o.name for o in self._session.get_outputs()]
+        if output_names is not None:
+            unknown = [n for n in output_names if n not in names]
+            if unknown:
+                raise RunnerError(
+                    f"onnxruntime: the model has no output {', '.join(map(repr, unknown))} "
+                    f"(its outputs: {', '.join(names)})"
+                )
+            names = list(output_names)
+        self.output_names = tuple(names)
+        self.label = label or default_label
+
+    def _infer(self, feeds: Mapping[str, np.ndarray], key: str) -> dict[str, np.ndarray]:
+        feed = {n: np.ascontiguousarray(feeds[n]) for n in self.input_names}
+        try:
+            values = self._session.run(list(self.output_names), feed)
+        except Exception as exc:
+            raise RunnerError(f"{self.label} [{key}]: onnxruntime failed: {first_line(exc)}") from None
+        return dict(zip(self.output_names, values))
+
+    def _release(self) -> None:
+        self._session = None

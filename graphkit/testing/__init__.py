@@ -1,0 +1,1 @@
+"""Helpers for testing passes, and the sweep of graphkit's generic pipeline over many models."""
