@@ -39,6 +39,18 @@ def ecapa_emitted(tmp_path_factory) -> Path:
 
 
 @pytest.fixture(scope="session")
+def ecapa_bs1(tmp_path_factory) -> Path:
+    """`graphkit apply recipes/ecapa.yaml --batch 1`: for tests that need one emitted model."""
+    pytest.importorskip("torch")
+    from graphkit.cli import main
+
+    out = tmp_path_factory.mktemp("ecapa_bs1") / "out"
+    args = ["-q", "apply", str(ROOT / "recipes" / "ecapa.yaml"), "-o", str(out), "--batch", "1"]
+    assert main(args) == 0
+    return out
+
+
+@pytest.fixture(scope="session")
 def aasist_weights(shared) -> Path:
     return shared / "models" / "aasist" / "AASIST-L.pth"
 

@@ -42,8 +42,8 @@ def assert_metric_agrees(report: dict, batches: list[int]) -> None:
     assert metric in ref["metrics"]
 
 
-@pytest.mark.slow
-def test_ecapa_eval_every_batch_size(ecapa_emitted, librispeech, tmp_path, capsys):
+@pytest.mark.slow  # the data fixture first: without the data it skips before six models are built
+def test_ecapa_eval_every_batch_size(librispeech, ecapa_emitted, tmp_path, capsys):
     out = tmp_path / "eval"
     args = [
         "-q",
@@ -116,7 +116,7 @@ def write_npu_outputs(models: Path, preprocessed: Path, out: Path, layout: str) 
 
 @pytest.mark.slow
 @pytest.mark.parametrize("layout", ["txt", "bin"])
-def test_files_runner_gives_the_same_metric(ecapa_emitted, librispeech, tmp_path, layout):
+def test_files_runner_gives_the_same_metric(librispeech, ecapa_emitted, tmp_path, layout):
     pre = tmp_path / "input_bs4"
     common = ["--data", str(librispeech), "--limit", "20"]
     assert main(["-q", "preprocess", ECAPA, *common, "--batch", "4", "-o", str(pre)]) == 0
@@ -217,7 +217,7 @@ def fake_speakers(root: Path, *, rate: int = 16000, seconds: float = 2.5) -> Pat
         ),
     ],
 )
-def test_bad_dataset_input_is_one_clear_line(tmp_path, capsys, ecapa_emitted, setup, needle):
+def test_bad_dataset_input_is_one_clear_line(tmp_path, capsys, ecapa_bs1, setup, needle):
     data = setup(tmp_path)
     args = [
         "eval",
@@ -225,7 +225,7 @@ def test_bad_dataset_input_is_one_clear_line(tmp_path, capsys, ecapa_emitted, se
         "--data",
         str(data),
         "--models",
-        str(ecapa_emitted),
+        str(ecapa_bs1),
         "--batch",
         "1",
         "--runner",
@@ -237,7 +237,7 @@ def test_bad_dataset_input_is_one_clear_line(tmp_path, capsys, ecapa_emitted, se
     assert needle in one_line_error(capsys)
 
 
-def test_too_short_and_stereo_audio_are_handled_as_documented(tmp_path, ecapa_emitted):
+def test_too_short_and_stereo_audio_are_handled_as_documented(tmp_path, ecapa_bs1):
     root = tmp_path / "d"
     for spk in ("a", "b"):
         (root / spk).mkdir(parents=True)
@@ -250,7 +250,7 @@ def test_too_short_and_stereo_audio_are_handled_as_documented(tmp_path, ecapa_em
         "--data",
         str(root),
         "--models",
-        str(ecapa_emitted),
+        str(ecapa_bs1),
         "--batch",
         "1",
         "--runner",

@@ -32,6 +32,7 @@ from graphkit.cli._args import batch_list as parse_batch_list
 from graphkit.errors import GraphkitError, RecipeError, UsageError
 from graphkit.passes._infra import PassRegistry
 from graphkit.pipeline.reference import seeded_rows
+from graphkit.pipeline.steps import Pipeline
 from graphkit.recipe import TOP_KEYS, default_catalog, load_recipe, parse_recipe
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -165,7 +166,7 @@ def load_or_clean_error(path: Path):  # noqa: ANN201 - Recipe | None
 
 def assert_usable(recipe) -> None:  # noqa: ANN001 - a Recipe
     """A recipe that validates can be used: seeded inputs, ATC lines, the pass split."""
-    recipe.split_passes()
+    Pipeline.from_recipe(recipe)
     atc_mod.check_warnings(recipe.atc)
     shapes = {i.name: list(i.concrete(recipe.batch_sizes[0])) for i in recipe.inputs}
     switches = atc_mod.fusion_switch_json(recipe.atc)

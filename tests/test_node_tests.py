@@ -19,7 +19,7 @@ import numpy as np
 import onnx
 import pytest
 
-from graphkit.errors import ParityError, PassError
+from graphkit.errors import InvalidRewrite, ParityError, PassError
 from graphkit.testing.cases import (
     CRASH,
     OK,
@@ -210,16 +210,19 @@ def test_batch_dim_rule():
 
 
 def test_failures_are_classified():
-    wrapped = PassError("x: pass 'simplify' raised TypeError: boom")
+    """By the error's type and fields (pass_name), never by its text."""
+    wrapped = PassError("x: pass 'simplify' raised TypeError: boom", pass_name="simplify")
     wrapped.__cause__ = TypeError("boom")
-    assert _failure("m", None, {}, wrapped).kind == CRASH  # a bug the manager had to wrap
+    crash = _failure("m", None, {}, wrapped)  # a bug the manager had to wrap
+    assert crash.kind == CRASH and crash.pass_name == "simplify"
     own = PassError("onnxsim failed: RuntimeError: no")
     own.__cause__ = RuntimeError("no")
-    said = PassError("x (simplify): onnxsim failed: RuntimeError: no")
+    said = PassError("x (simplify): onnxsim failed: RuntimeError: no", pass_name="simplify")
     said.__cause__ = own
     refused = _failure("m", None, {}, said)
     assert refused.kind == REFUSED and refused.pass_name == "simplify"
-    invalid = PassError("x: pass 'cleanup' produced an invalid model: bad")
+    assert _failure("m", None, {}, PassError("mentions pass 'cleanup' only in its text")).pass_name is None
+    invalid = InvalidRewrite("x: pass 'cleanup' produced an invalid model: bad", pass_name="cleanup")
     assert _failure("m", None, {}, invalid).kind == CRASH
     assert _failure("m", None, {}, ParityError("differs")).kind == REFUSED
     assert _failure("m", None, {}, KeyError("k")).kind == CRASH

@@ -10,6 +10,7 @@ import yaml
 from graphkit.cli import main
 from graphkit.cli._args import batch_list as parse_batch_list
 from graphkit.errors import RecipeError
+from graphkit.pipeline.steps import Pipeline
 from graphkit.recipe import load_recipe
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -53,8 +54,10 @@ def test_good_recipe_and_defaults(tmp_path):
     assert r.passes[1].params["skip_fuse_bn"] is True
     assert r.source.opset == 17
     assert r.atc.soc_version == "Ascend310P3"
-    before, per_batch = r.split_passes()
-    assert [p.name for p in per_batch] == ["set_batch_size"]  # implicit, last
+    pipeline = Pipeline.from_recipe(r)
+    assert [p.name for p in pipeline.once] == ["conv1d_to_conv2d", "simplify"]
+    assert [p.name for p in pipeline.per_batch] == ["set_batch_size"]  # implicit, last
+    assert pipeline.per_batch[0].where.endswith("passes (implicit set_batch_size)")
 
 
 def test_shipped_recipes_validate():

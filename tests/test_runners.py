@@ -15,10 +15,10 @@ from graphkit.data.preprocess import make_batches, read_index, write_batches
 from graphkit.errors import DataError, ModelError, RecipeError, RunnerError, RunnerUnavailable, UsageError
 from graphkit.recipe import InputSpec, load_recipe
 from graphkit.runners import RUNNER_KINDS, RecipeRunners, Runner, RunnerChoice, open_runner, parse_runner
-from graphkit.runners.select import BENCH_RUNNERS
 from graphkit.runners.ais_bench import AisBenchRunner, resolve_om
 from graphkit.runners.files import FilesRunner
 from graphkit.runners.onnxruntime import OnnxruntimeRunner, choose_providers
+from graphkit.runners.select import BENCH_RUNNERS
 
 ROOT = Path(__file__).resolve().parent.parent
 W = np.random.default_rng(0).standard_normal((6, 3)).astype(np.float32)

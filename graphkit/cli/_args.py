@@ -7,6 +7,7 @@ through unchanged: the user reads one line saying which flag is wrong and why.
 from __future__ import annotations
 
 import argparse
+import math
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
@@ -43,6 +44,21 @@ def int_at_least(minimum: int, flag: str) -> Callable[[str], int]:
             raise UsageError(one_line(f"{flag}: {show(text)} is not an integer")) from None
         if value < minimum:
             raise UsageError(f"{flag} must be at least {minimum}")
+        return value
+
+    return parse
+
+
+def finite_float(flag: str, *, minimum: float | None = None) -> Callable[[str], float]:
+    def parse(text: str) -> float:
+        try:
+            value = float(text)
+        except ValueError:
+            raise UsageError(one_line(f"{flag}: {show(text)} is not a number")) from None
+        if not math.isfinite(value):  # NaN compares false with everything: no limit would hold
+            raise UsageError(f"{flag} must be a finite number, got {value}")
+        if minimum is not None and value < minimum:
+            raise UsageError(f"{flag} must be >= {minimum:g}, got {value:g}")
         return value
 
     return parse

@@ -31,9 +31,10 @@ from graphkit.errors import UsageError
 from graphkit.eval.inputs import DataSource
 from graphkit.ir.ort import OrtFailure
 from graphkit.passes._infra import PassRegistry, Sites, first_sites
-from graphkit.pipeline.instruments import Checker, OpCount, Progress, Timing
+from graphkit.pipeline.instruments import Checker, Keep, Only, OpCount, Progress, SelectSites, Timing
 from graphkit.pipeline.manager import PassManager
 from graphkit.pipeline.reference import Reference
+from graphkit.pipeline.steps import Pipeline
 from graphkit.recipe import PassStep, Recipe
 
 log = logging.getLogger("graphkit")
@@ -116,8 +117,8 @@ def bisect_recipe(
 
     registry = registry or PassRegistry()
     source = load_source(recipe, weights=weights)
-    stage1, stage2 = recipe.split_passes()
-    steps = [*stage1, *stage2]
+    pipeline = Pipeline.from_recipe(recipe)
+    steps = pipeline.steps
     feeds = Feeds(recipe, source.model, source.outputs) if gate_factory is None else None
 
     def make_gate(b: int) -> tuple[str, Gate]:
@@ -131,12 +132,12 @@ def bisect_recipe(
     report = None
     for b in candidates:
         gate_name, gate = make_gate(b)
-        models = _run_prefixes(manager, source.model, steps, b)
+        models = _run_prefixes(pipeline, manager, source.model, b)
         report = BisectReport(str(recipe.path), b, gate_name, [s.name for s in steps])
         report.final_breach = _check(gate, models[-1], report)
         if report.final_breach is not None:
             _find_pass(gate, models, steps, report)
-            _find_site(gate, manager, models, steps, registry, report)
+            _find_site(gate, pipeline, manager, models, registry, report)
             return report
         log.info("batch %d: the final model passes the %s", b, gate_name)
     assert report is not None
@@ -144,14 +145,13 @@ def bisect_recipe(
 
 
 def _run_prefixes(
-    manager: PassManager, model: onnx.ModelProto, steps: Sequence[PassStep], batch: int
+    pipeline: Pipeline, manager: PassManager, model: onnx.ModelProto, batch: int
 ) -> list[onnx.ModelProto]:
-    """models[k] = the model after the first k passes (models[0] is the source)."""
-    models = [model]
-    for step in steps:
-        after, _ = manager.run(models[-1], [step], batch=batch)
-        models.append(after)
-    return models
+    """models[k] = the model after the first k passes (models[0] is the source): one run of
+    every pass at ``batch``, keeping each intermediate model."""
+    keep = Keep()
+    pipeline.run(manager, model, stage="all", batch=batch, extra=[keep])
+    return [model, *keep.models]
 
 
 def _check(gate: Gate, model: onnx.ModelProto, report: BisectReport) -> str | None:
@@ -178,23 +178,24 @@ def _find_pass(
 
 def _find_site(
     gate: Gate,
+    pipeline: Pipeline,
     manager: PassManager,
     models: list[onnx.ModelProto],
-    steps: Sequence[PassStep],
     registry: PassRegistry,
     report: BisectReport,
 ) -> None:
     k = report.first_bad_pass
     assert k is not None
-    step, before = steps[k], models[k]
+    step, before = pipeline.steps[k], models[k]
     spec = registry.get(step.name)
     report.exposes_sites = spec.takes_sites
     if not spec.takes_sites:
         return
     batch = report.batch
 
-    def with_sites(sites: Sites) -> onnx.ModelProto:
-        after, _ = manager.run(before, [step], batch=batch, sites={0: sites})
+    def with_sites(sites: Sites) -> onnx.ModelProto:  # pass k alone, rewriting the selected sites
+        selection = [Only({k}), SelectSites(k, sites)]
+        after, _ = pipeline.run(manager, before, stage="all", batch=batch, extra=selection)
         return after
 
     everything = Sites()

@@ -270,6 +270,11 @@ def csv_row(r: Row) -> list[str]:
     return [*head, *body, reason, str(r.abnormal), *elem]
 
 
+def default_report_dir(a: Path, b: Path) -> Path:
+    """Where ``graphkit compare A B`` writes its reports unless told: out/compare/A_vs_B."""
+    return Path("out") / "compare" / f"{Path(a).stem}_vs_{Path(b).stem}"
+
+
 def write_reports(report: CompareReport, out_dir: str | Path) -> tuple[Path, Path]:
     """Write ``compare.csv`` (msit's column order; StandardDeviation is "(mean;std)" of the
     golden, then of the candidate) and ``compare.json`` atomically; returns their paths."""

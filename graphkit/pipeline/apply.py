@@ -38,6 +38,7 @@ from graphkit.pipeline.manager import PassManager
 from graphkit.pipeline.reference import Feeds, Reference
 from graphkit.pipeline.report import ApplyResult, BatchResult, build_manifest
 from graphkit.pipeline.source import load_source
+from graphkit.pipeline.steps import Pipeline
 from graphkit.recipe import InputSpec, Recipe
 
 log = logging.getLogger("graphkit")
@@ -71,7 +72,7 @@ def apply_recipe(
     source = load_source(recipe, weights=weights)
     for b in batch_sizes:  # the ATC rules are checked before any work or any file
         atc_mod.validate_inputs(recipe.atc, _shapes(recipe.inputs, b), input_dims(source.model))
-    stage1, stage2 = recipe.split_passes()
+    pipeline = Pipeline.from_recipe(recipe)
 
     out_dir.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=".graphkit-", dir=out_dir))
@@ -81,21 +82,22 @@ def apply_recipe(
         feeds = Feeds(recipe, source.model, source.outputs) if parity or save_golden else None
         manager = PassManager(registry, [*base, *_dump(dump_dir, "all"), Progress("all ")])
         extra: list[Instrument] = [Parity(feeds.stage1(), "")] if feeds is not None else []
-        model, records = manager.run(source.model, stage1, extra=extra)
+        model, records = pipeline.run(manager, source.model, stage="once", extra=extra)
 
         batches = []
         seen_lint: set[tuple[str, str | None, str]] = set()
         for b in batch_sizes:
             label = f"bs{b} "
             bm = PassManager(registry, [*base, *_dump(dump_dir, f"bs{b}"), Progress(label)])
-            final, brecords = bm.run(model, stage2, batch=b)
+            final, brecords = pipeline.run(bm, model, stage="per_batch", batch=b)
             data = final.SerializeToString()  # once: parity, the hash and the file share it
             figures = None
             if parity and feeds is not None:  # loading into onnxruntime also checks the weights
                 ref_b = feeds.for_batch(b)
                 figures = _check_batch(ref_b, data, b)
                 if figures is None:  # breach: localise it to a pass, with a check after each
-                    final, brecords = bm.run(model, stage2, batch=b, extra=[Parity(ref_b, f", batch {b}")])
+                    check = Parity(ref_b, f", batch {b}")
+                    final, brecords = pipeline.localise(bm, model, check=check, batch=b)
                     data = final.SerializeToString()
                     figures = brecords[-1].parity
             else:

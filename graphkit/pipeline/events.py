@@ -7,13 +7,14 @@ from typing import Any
 
 import onnx
 
-from graphkit.passes._infra import PassSpec
+from graphkit.passes._infra import PassSpec, Sites
 from graphkit.recipe import PassStep
 
 
 @dataclass
 class PassRecord:
-    """What one pass did; serialised into manifest.json."""
+    """What one pass did; serialised into manifest.json. ``params`` are the parameters it ran
+    with: the recipe's, defaults filled in, and the pipeline's overrides (the batch)."""
 
     name: str
     params: dict[str, Any]
@@ -35,7 +36,12 @@ class PassRecord:
 
 @dataclass
 class PassEvent:
-    """What instruments see: the step, its spec, the models around it and its record."""
+    """What instruments see: the step, its spec, the models around it and its record.
+
+    ``sites`` is the :class:`Sites` selection the pass runs under; an instrument's
+    ``before_pass`` may set it (``graphkit bisect`` rewrites only some sites), else every match
+    is rewritten.
+    """
 
     step: PassStep
     spec: PassSpec
@@ -45,3 +51,13 @@ class PassEvent:
     record: PassRecord
     after: onnx.ModelProto | None = None
     previous: tuple[str, ...] = ()
+    sites: Sites | None = None
+
+    def located(self) -> dict[str, Any]:
+        """Where the event is, as the keyword fields of a GraphkitError."""
+        return {
+            "pass_name": self.spec.name,
+            "where": self.step.where,
+            "recipe": self.step.recipe,
+            "batch": self.record.batch,
+        }

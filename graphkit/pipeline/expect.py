@@ -20,6 +20,7 @@ from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Mapping, Sequence
+from typing import Any
 
 import onnx
 
@@ -65,15 +66,18 @@ def check_sites(
     batch: int | None = None,
     *,
     explains: bool = True,
+    located: Mapping[str, Any] | None = None,
 ) -> None:
-    """Raise ExpectationError when a pass's site count breaks its ``expect``."""
+    """Raise ExpectationError when a pass's site count breaks its ``expect`` (``located``: the
+    error's location fields, see :mod:`graphkit.errors`)."""
     cond = expected.get("sites")
     if cond is None or cond.holds(sites):
         return
     at = f", batch {batch}" if batch is not None else ""
     raise ExpectationError(
         f"{step_where}: pass '{pass_name}'{at} rewrote {sites} site(s), expected sites {cond}"
-        + near_miss_text(near_misses, explains=explains)
+        + near_miss_text(near_misses, explains=explains),
+        **(located or {}),
     )
 
 

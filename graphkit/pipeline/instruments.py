@@ -1,7 +1,14 @@
 """Instruments: hooks the pass manager calls around every pass (TVM's instrument model).
 
 Timing, the op-count delta, the ONNX checker, expectations, dumps of intermediate models,
-parity against onnxruntime and progress are instruments, kept out of the manager's own code.
+parity against onnxruntime and progress are instruments, kept out of the manager's own code;
+so are the selections of ``graphkit bisect`` (which passes run, which sites they rewrite).
+
+An instrument overrides any of three hooks. ``should_run(event)`` answers whether the pass runs
+at all (the manager skips it, unrecorded, when any instrument says no); ``before_pass(event)``
+runs before it (and may set ``event.sites``); ``after_pass(event)`` after it, with
+``event.after`` set. Instruments run in list order, so put :class:`Timing` first to time only
+the pass. An instrument keeps its own state; the record holds only what it reports.
 """
 
 from __future__ import annotations
@@ -9,14 +16,17 @@ from __future__ import annotations
 import hashlib
 import logging
 import time
+from collections.abc import Callable, Collection
 from pathlib import Path
 from typing import Any
 
 import onnx
 
-from graphkit.errors import ParityError, PassError
+from graphkit._util import first_line
+from graphkit.errors import InvalidRewrite, ParityError
 from graphkit.ir.ort import OrtFailure
 from graphkit.ir.proto import check_structure, op_histogram
+from graphkit.passes._infra import Contract, Sites
 from graphkit.pipeline.events import PassEvent
 from graphkit.pipeline.expect import check_sites, near_miss_text
 from graphkit.pipeline.reference import Reference
@@ -25,6 +35,10 @@ log = logging.getLogger("graphkit")
 
 
 class Instrument:
+    def should_run(self, event: PassEvent) -> bool:
+        """Whether the pass of ``event`` runs (default: yes)."""
+        return True
+
     def before_pass(self, event: PassEvent) -> None:  # noqa: B027 - optional hook
         pass
 
@@ -33,11 +47,16 @@ class Instrument:
 
 
 class Timing(Instrument):
+    """The pass's wall time, into ``record.seconds``."""
+
+    def __init__(self) -> None:
+        self._start = 0.0
+
     def before_pass(self, event: PassEvent) -> None:
-        event.record.seconds = time.perf_counter()
+        self._start = time.perf_counter()
 
     def after_pass(self, event: PassEvent) -> None:
-        event.record.seconds = time.perf_counter() - event.record.seconds
+        event.record.seconds = time.perf_counter() - self._start
 
 
 class OpCount(Instrument):
@@ -58,9 +77,9 @@ class Checker(Instrument):
         try:
             check_structure(event.after)
         except onnx.checker.ValidationError as exc:
-            first = str(exc).strip().splitlines()[0]
-            raise PassError(
-                f"{event.step.where}: pass '{event.spec.name}' produced an invalid model: {first}"
+            raise InvalidRewrite(
+                f"{event.step.where}: pass '{event.spec.name}' produced an invalid model: {first_line(exc)}",
+                **event.located(),
             ) from None
 
 
@@ -79,6 +98,7 @@ class Expect(Instrument):
                 r.near_misses,
                 r.batch,
                 explains=event.spec.takes_sites,
+                located=event.located(),
             )
         elif r.sites == 0 and r.near_misses:
             log.warning(
@@ -130,7 +150,8 @@ class Parity(Instrument):
         try:
             measured = self.reference.measure(data, where=where, extra_abs=contract.tolerance)
         except OrtFailure as exc:
-            raise ParityError(f"{where}: onnxruntime cannot run the rewritten model: {exc}") from None
+            message = f"{where}: onnxruntime cannot run the rewritten model: {exc}"
+            raise ParityError(message, **event.located()) from None
         event.record.parity = measured.figures()
         self._last = (digest, event.record.parity)
         if measured.failure is None:
@@ -139,7 +160,23 @@ class Parity(Instrument):
             log.warning("approximate %s", measured.failure)
             self.reference = self.reference.rebase(measured.outputs)
             return
-        raise ParityError(measured.failure)
+        raise ParityError(measured.failure, **event.located())
+
+
+Gate = Callable[[onnx.ModelProto, Contract], "str | None"]  # why the model is not good, or None
+
+
+class Check(Instrument):
+    """``gate(model, contract)`` after every pass; a reason is a ParityError naming the pass."""
+
+    def __init__(self, gate: Gate) -> None:
+        self.gate = gate
+
+    def after_pass(self, event: PassEvent) -> None:
+        assert event.after is not None
+        why = self.gate(event.after, event.spec.contract)
+        if why is not None:
+            raise ParityError(why, **event.located())
 
 
 class Progress(Instrument):
@@ -159,3 +196,38 @@ class Progress(Instrument):
             r.nodes_after,
             r.seconds,
         )
+
+
+class Keep(Instrument):
+    """Keeps the model after every pass that runs: ``models[i]`` follows step ``indices[i]``."""
+
+    def __init__(self) -> None:
+        self.models: list[onnx.ModelProto] = []
+        self.indices: list[int] = []
+
+    def after_pass(self, event: PassEvent) -> None:
+        assert event.after is not None
+        self.models.append(event.after)
+        self.indices.append(event.index)
+
+
+class Only(Instrument):
+    """Runs only the steps at ``indices`` (the others are skipped, the model passed through)."""
+
+    def __init__(self, indices: Collection[int]) -> None:
+        self.indices = frozenset(indices)
+
+    def should_run(self, event: PassEvent) -> bool:
+        return event.index in self.indices
+
+
+class SelectSites(Instrument):
+    """The pass at step ``index`` rewrites only the sites ``sites`` selects."""
+
+    def __init__(self, index: int, sites: Sites) -> None:
+        self.index = index
+        self.sites = sites
+
+    def before_pass(self, event: PassEvent) -> None:
+        if event.index == self.index:
+            event.sites = self.sites

@@ -52,6 +52,7 @@ class PassStep:
     params: Mapping[str, Any]
     where: str  # e.g. "recipes/ecapa.yaml: passes[2]"
     expect: Mapping[str, Condition] = field(default_factory=dict)  # {"sites": Condition}
+    recipe: Path | None = None  # the recipe file the step comes from
 
 
 @dataclass(frozen=True)
@@ -111,15 +112,6 @@ class Recipe:
     @property
     def base_dir(self) -> Path:
         return self.path.parent
-
-    def split_passes(self) -> tuple[list[PassStep], list[PassStep]]:
-        """(passes run once on the batch-polymorphic graph, passes run per batch size)."""
-        names = [s.name for s in self.passes]
-        if BATCH_PASS not in names:  # emitted models are static: fix the batch last
-            implicit = PassStep(BATCH_PASS, {}, f"{self.path}: passes (implicit {BATCH_PASS})")
-            return list(self.passes), [implicit]
-        i = names.index(BATCH_PASS)
-        return list(self.passes[:i]), list(self.passes[i:])
 
 
 # ---------------------------------------------------------------------------------------------

@@ -302,7 +302,8 @@ def _passes(c: Checker, value: Any, table: PassTable) -> tuple[PassStep, ...]:
             raise RecipeError(one_line(text)) from None
         if spec.name == BATCH_PASS and "batch" in params:
             raise c.fail(f"{where}.with.batch", "set per batch size from batch_sizes; remove it")
-        steps.append(PassStep(spec.name if ":" not in name else name, checked, f"{c.path}: {where}", expect))
+        registered = spec.name if ":" not in name else name
+        steps.append(PassStep(registered, checked, f"{c.path}: {where}", expect, c.path))
     names = [s.name for s in steps]
     if names.count(BATCH_PASS) > 1:
         raise c.fail("passes", f"'{BATCH_PASS}' may appear once")

@@ -58,13 +58,14 @@ import numpy as np
 import onnx
 
 from graphkit._util import first_line
-from graphkit.errors import GraphkitError
+from graphkit.errors import GraphkitError, InvalidRewrite, ParityError
 from graphkit.ir.ort import ort_message, session
 from graphkit.ir.proto import graph_inputs
 from graphkit.numerics import Tolerance, check
-from graphkit.passes._infra import PassRegistry
-from graphkit.pipeline.instruments import Checker, OpCount, Timing
+from graphkit.passes._infra import EXACT, Contract, PassRegistry
+from graphkit.pipeline.instruments import Check, Checker, Gate, OpCount, Timing
 from graphkit.pipeline.manager import PassManager
+from graphkit.pipeline.steps import Pipeline, Stage
 from graphkit.recipe import BATCH_PASS, PassStep
 
 OK, REFUSED, CRASH, PARITY, SKIPPED, TIMEOUT = "ok", "refused", "crash", "parity break", "skipped", "timeout"
@@ -113,7 +114,7 @@ def run_case(case: Case, *, dynamic_batch: bool = True, registry: PassRegistry |
     try:
         outcome = _run_case(case, dynamic_batch, registry or PassRegistry())
     except Exception as exc:  # a bug of the sweep or of a pass (localisation re-runs them)
-        outcome = _crash(case.name, None, exc, _pass_in(str(exc)))
+        outcome = _crash(case.name, None, exc, getattr(exc, "pass_name", None))
     outcome.seconds = round(time.perf_counter() - start, 3)
     return outcome
 
@@ -132,39 +133,44 @@ def _run_case(case: Case, dynamic_batch: bool, registry: PassRegistry) -> Outcom
         return Outcome(name, SKIPPED, f"onnxruntime cannot run the original: {ort_message(exc)}")
     batch = batch_of(model, feed)
     source = with_dynamic_batch(model) if batch is not None and dynamic_batch else model
-    stages = _stages(registry, name, batch)
+    pipeline = _pipeline(registry, name, batch)
     manager = PassManager(registry, [Timing(), OpCount(), Checker()])
     current, sites = source, {}
-    for steps, at in stages:
+    for stage in _stages(pipeline):
         try:
-            current, records = manager.run(current, steps, batch=at)
+            current, records = pipeline.run(manager, current, stage=stage, batch=batch)
         except Exception as exc:
             return _failure(name, batch, sites, exc)
         sites.update({r.name: r.sites for r in records})
     why = _check(current, feed, reference, outputs, 0.0)
     if why is None:
         return Outcome(name, OK, batch=batch, sites=sites)
-    culprit, why = _localise(manager, source, stages, feed, reference, outputs, registry)
+
+    def gate(candidate: onnx.ModelProto, contract: Contract) -> str | None:
+        return _check(candidate, feed, reference, outputs, contract.tolerance)
+
+    culprit, why = _localise(pipeline, manager, source, batch, gate)
     kind = CRASH if why.startswith("onnxruntime") else PARITY
     return Outcome(name, kind, why, culprit, batch, sites)
 
 
-def _stages(registry: PassRegistry, name: str, batch: int | None) -> list[tuple[list[PassStep], int | None]]:
-    """apply's stages: the passes before set_batch_size, then the rest at the batch size."""
+def _pipeline(registry: PassRegistry, name: str, batch: int | None) -> Pipeline:
+    """The generic pipeline as a recipe would list it; without a batch dim, no set_batch_size."""
     steps = []
     for i, pass_name in enumerate(PIPELINE):
-        if pass_name == BATCH_PASS and batch is None:
-            continue
         where = f"{name}: passes[{i}]"
         steps.append(PassStep(pass_name, registry.get(pass_name).check_params({}, where), where))
-    split = next((i for i, s in enumerate(steps) if s.name == BATCH_PASS), len(steps))
-    stages = [(steps[:split], None), (steps[split:], batch)]
-    return [(s, b) for s, b in stages if s]
+    return Pipeline.from_steps(steps, where=f"{name}: passes", batched=batch is not None)
+
+
+def _stages(pipeline: Pipeline) -> list[Stage]:
+    """apply's stages: the passes before set_batch_size once, then the rest at the batch size."""
+    return [stage for stage in ("once", "per_batch") if pipeline.stage(stage)]
 
 
 def _failure(name: str, batch: int | None, sites: dict[str, int], exc: BaseException) -> Outcome:
     """A pass raised: a refusal when a pass (or graphkit) said why, a crash otherwise."""
-    culprit = _pass_in(str(exc))
+    culprit = getattr(exc, "pass_name", None)  # the pass manager locates every error it raises
     if not isinstance(exc, GraphkitError):
         return _crash(name, batch, exc, culprit)
     # The manager wraps an exception that is not a GraphkitError directly ("pass 'x' raised
@@ -172,7 +178,7 @@ def _failure(name: str, batch: int | None, sites: dict[str, int], exc: BaseExcep
     # wrap a library's exception, as simplify wraps onnxsim's) is re-raised with one more link.
     if exc.__cause__ is not None and not isinstance(exc.__cause__, GraphkitError):
         return _crash(name, batch, exc, culprit)
-    if "produced an invalid model" in str(exc):  # the Checker instrument: a broken rewrite
+    if isinstance(exc, InvalidRewrite):  # the Checker instrument: a broken rewrite
         return Outcome(name, CRASH, str(exc), culprit, batch, sites)
     return Outcome(name, REFUSED, str(exc), culprit, batch, sites)
 
@@ -183,35 +189,19 @@ def _crash(name: str, batch: int | None, exc: BaseException, culprit: str | None
     return Outcome(name, CRASH, detail, culprit, batch, trace=trace)
 
 
-def _pass_in(message: str) -> str | None:
-    """The pass a manager error names: "pass 'x' ..." or "... (x, batch 2) ..."."""
-    for pass_name in PIPELINE:
-        if f"pass '{pass_name}'" in message or f"({pass_name})" in message or f"({pass_name}," in message:
-            return pass_name
-    return None
-
-
 def _localise(
-    manager: PassManager,
-    source: onnx.ModelProto,
-    stages: Sequence[tuple[list[PassStep], int | None]],
-    feed: Feed,
-    reference: Mapping[str, Any],
-    outputs: Sequence[str],
-    registry: PassRegistry,
+    pipeline: Pipeline, manager: PassManager, source: onnx.ModelProto, batch: int | None, gate: Gate
 ) -> tuple[str | None, str]:
     """Re-run the passes with a check after each: (the first pass that broke, why)."""
-    why = _check(source, feed, reference, outputs, 0.0)
+    why = gate(source, EXACT)
     if why is not None:  # the dynamic-batch variant itself: the sweep's doing, not a pass's
         return "(dynamic batch inputs)", why
     current = source
-    for steps, at in stages:
-        for step in steps:
-            current, _ = manager.run(current, [step], batch=at)
-            extra = registry.get(step.name).contract.tolerance
-            why = _check(current, feed, reference, outputs, extra)
-            if why is not None:
-                return step.name, why
+    for stage in _stages(pipeline):
+        try:
+            current, _ = pipeline.localise(manager, current, check=Check(gate), stage=stage, batch=batch)
+        except ParityError as exc:
+            return exc.pass_name, str(exc)
     return None, "the final model differs, but no single pass's output does (nondeterminism?)"
 
 
