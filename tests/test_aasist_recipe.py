@@ -14,11 +14,11 @@ from pathlib import Path
 import numpy as np
 import onnx
 import pytest
-import tiny
 import yaml
 
 torch = pytest.importorskip("torch")
 
+from graphkit import testing  # noqa: E402
 from graphkit.cli import main  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -116,7 +116,7 @@ def reference(model, rows):
 def test_matches_pytorch_on_seeded_and_real_audio(emitted, rows, reference, batch):
     idx = np.arange(batch) % len(rows)
     m = onnx.load(str(emitted / f"aasist_l_bs{batch}.onnx"))
-    hidden, logits = tiny.run(m, {"input": rows[idx]})
+    hidden, logits = testing.run(m, {"input": rows[idx]})
     assert np.max(np.abs(logits - reference[1][idx])) <= 1e-4
     assert np.max(np.abs(hidden - reference[0][idx])) <= 1e-4
 

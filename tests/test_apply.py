@@ -13,6 +13,7 @@ import pytest
 import tiny
 import yaml
 
+from graphkit import testing
 from graphkit.cli import main
 
 TESTS = Path(__file__).resolve().parent
@@ -75,8 +76,8 @@ def test_apply_writes_models_script_and_manifest(tmp_path, capsys):
         assert b["parity"]["y"]["max_abs"] <= 1e-4
         assert f'--input_shape="x:{b["batch"]},4,16"' in b["atc_command"]
         x = np.random.default_rng(1).standard_normal((b["batch"], 4, 16)).astype(np.float32)
-        ref = tiny.run(tiny.conv1d_chain(), {"x": x})
-        got = tiny.run(model, {"x": x})
+        ref = testing.run(tiny.conv1d_chain(), {"x": x})
+        got = testing.run(model, {"x": x})
         for r, g in zip(ref, got):
             np.testing.assert_allclose(g, r, atol=1e-5)
     script = (out / "atc.sh").read_text()

@@ -10,6 +10,7 @@ import onnx
 import pytest
 import tiny
 
+from graphkit import testing
 from graphkit.cli import main
 from graphkit.passes import _infra as registry_mod
 from graphkit.passes._infra import PassRegistry
@@ -38,7 +39,7 @@ def test_inspect_counts_1d_convs(tmp_path, capsys):
     assert info["conv1d"] == 2 and info["opset"] == 17
     assert info["inputs"] == [{"name": "x", "shape": ["B", 4, 16], "dtype": "float32"}]
     assert info["ops"]["Conv"] == 2
-    lifted, _ = tiny.apply_pass(tiny.conv1d_chain(), "conv1d_to_conv2d")
+    lifted, _ = testing.apply_pass(tiny.conv1d_chain(), "conv1d_to_conv2d")
     onnx.save(lifted, path)
     assert main(["inspect", str(path)]) == 0
     assert "1-D convolutions: 0" in capsys.readouterr().out
@@ -105,4 +106,4 @@ def test_apply_with_a_guide_format_checkpoint(tmp_path):
     x = np.random.default_rng(0).uniform(-1, 1, (2, 80, 200)).astype(np.float32)
     with torch.no_grad():
         ref = trained(torch.from_numpy(x))[0].numpy()
-    assert np.max(np.abs(tiny.run(model, {"mel": x})[0] - ref)) <= 1e-4
+    assert np.max(np.abs(testing.run(model, {"mel": x})[0] - ref)) <= 1e-4

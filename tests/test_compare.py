@@ -12,8 +12,9 @@ import numpy as np
 import onnx
 import pytest
 from onnx import TensorProto, helper, numpy_helper
-from tiny import conv1d_chain, run
+from tiny import conv1d_chain
 
+from graphkit import testing
 from graphkit.cli import main
 from graphkit.data.golden import save_golden
 from graphkit.debug.compare import CSV_COLUMNS, Thresholds, compare_tensor, render, write_reports
@@ -264,7 +265,7 @@ def test_symbolic_batch_needs_batch(tmp_path: Path) -> None:
 
 def test_model_vs_golden(tmp_path: Path) -> None:
     x = np.random.default_rng(0).standard_normal((2, 8)).astype(np.float32)
-    y, h = run(chain(), {"x": x})
+    y, h = testing.run(chain(), {"x": x})
     meta = {"recipe": "chain", "recipe_sha256": "0" * 64, "seed": 0, "batch": 2}
     golden = save_golden(tmp_path / "bs2.npz", inputs={"x": x}, outputs={"y": y, "h": h}, meta=meta)
     good = compare_paths(save(chain(batch=2), tmp_path / "good.onnx"), golden)
@@ -282,7 +283,7 @@ def test_model_vs_golden_with_intermediate_tensors(tmp_path: Path) -> None:
     probe = onnx.ModelProto()
     probe.CopyFrom(model)
     probe.graph.output.append(helper.make_tensor_value_info("m2", TensorProto.FLOAT, [2, 8]))
-    y, h, m2 = run(probe, {"x": x})
+    y, h, m2 = testing.run(probe, {"x": x})
     meta = {"recipe": "chain", "recipe_sha256": "", "seed": None, "batch": 2}
     golden = save_golden(
         tmp_path / "g.npz", inputs={"x": x}, outputs={"y": y, "h": h}, tensors={"m2": m2 + 0.5}, meta=meta

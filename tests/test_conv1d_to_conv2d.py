@@ -13,61 +13,20 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from onnx import helper, numpy_helper
 
-from graphkit.ir.graph import export_model, import_graph
-from graphkit.passes._infra import EXACT, Sites, spec_of
+from graphkit import testing
+from graphkit.passes._infra import EXACT, spec_of
 from graphkit.passes.conv1d_to_conv2d import conv1d_to_conv2d
+from graphkit.testing import build, roundtrip, run, weights
 
 # -- helpers -------------------------------------------------------------------------------------
 
 
-def build(text: str, opset: int = 13, **inits: np.ndarray) -> onnx.ModelProto:
-    """A model from ONNX text; keyword arguments become initializers."""
-    model = onnx.parser.parse_model(f'<ir_version: 8, opset_import: ["" : {opset}]>\n{text}')
-    model.graph.initializer.extend(numpy_helper.from_array(v, k) for k, v in inits.items())
-    onnx.checker.check_model(model, full_check=True)
-    return model
-
-
-def weights(*shape: int, seed: int = 0) -> np.ndarray:
-    return (np.random.default_rng(seed).standard_normal(shape) * 0.5).astype(np.float32)
-
-
 def lift(model: onnx.ModelProto, *, shapes: bool = True) -> tuple[onnx.ModelProto, int]:
-    graph = import_graph(model, shapes=shapes)
-    sites = conv1d_to_conv2d(graph, sites=Sites())
-    graph.cleanup().toposort()
-    out = export_model(graph, like=model)
-    onnx.checker.check_model(out, full_check=True)
-    return out, sites
-
-
-def roundtrip(model: onnx.ModelProto) -> bytes:
-    """The model as the pipeline exports it when no pass changes anything."""
-    graph = import_graph(model)
-    graph.cleanup().toposort()
-    return export_model(graph, like=model).SerializeToString()
-
-
-def feeds(model: onnx.ModelProto, seed: int = 0) -> dict[str, np.ndarray]:
-    rng = np.random.default_rng(seed)
-    inits = {i.name for i in model.graph.initializer}
-    out = {}
-    for vi in model.graph.input:
-        if vi.name in inits:
-            continue
-        shape = [d.dim_value for d in vi.type.tensor_type.shape.dim]
-        dtype = helper.tensor_dtype_to_np_dtype(vi.type.tensor_type.elem_type)
-        out[vi.name] = (
-            rng.random(shape) > 0.5 if dtype == np.bool_ else rng.standard_normal(shape).astype(dtype)
-        )
-    return out
-
-
-run = tiny.run
+    return testing.rewrite(model, "conv1d_to_conv2d", shapes=shapes)
 
 
 def assert_same_numbers(before: onnx.ModelProto, after: onnx.ModelProto, seed: int = 0) -> None:
-    inputs = feeds(before, seed)
+    inputs = testing.feeds(before, seed=seed)
     assert [o.name for o in after.graph.output] == [o.name for o in before.graph.output]
     for name, a, b in zip([o.name for o in before.graph.output], run(before, inputs), run(after, inputs)):
         assert a.shape == b.shape, name
@@ -412,7 +371,7 @@ def test_region_reader_inside_a_subgraph_is_served_and_the_subgraph_untouched():
     outer = [t for n in out.graph.node for t in n.output]
     assert len(outer) == len(set(outer)) and "r_4d" not in outer  # no clash with the branch
     for flag in (True, False):
-        inputs = feeds(model) | {"cond": np.array(flag)}
+        inputs = testing.feeds(model) | {"cond": np.array(flag)}
         for a, b in zip(run(model, inputs), run(out, inputs)):
             np.testing.assert_allclose(a, b, atol=1e-5)
 
@@ -728,7 +687,7 @@ def test_first_k_regions_are_lifted_and_the_others_left_as_they_are(k, convs):
 
     model = three_regions()
     sites = first_sites(k)
-    out, result = tiny.run_sites(model, "conv1d_to_conv2d", sites)
+    out, result = testing.run_sites(model, "conv1d_to_conv2d", sites)
     assert sites.offered == ["conv_a", "conv_e", "conv_g"]
     assert result.sites == convs and result.site_labels == sites.offered[:k]  # sites counts Convs
     lifted = {n.name for n in nodes(out, "Conv") if len(attrs(n)["kernel_shape"]) == 2}
@@ -739,7 +698,7 @@ def test_first_k_regions_are_lifted_and_the_others_left_as_they_are(k, convs):
 
 
 def test_convs_that_cannot_be_lifted_are_near_misses():
-    _, result = tiny.run_sites(three_regions(), "conv1d_to_conv2d", None)
+    _, result = testing.run_sites(three_regions(), "conv1d_to_conv2d", None)
     assert result.near_misses == [("conv_v", "weight wv is not a constant")]
     unknown = build(
         """g (float[1,4,10] x, int64[n] shape) => (float[?,?,?] y) {
@@ -748,11 +707,11 @@ def test_convs_that_cannot_be_lifted_are_near_misses():
         }""",
         w=weights(4, 4, 3),
     )
-    out, result = tiny.run_sites(unknown, "conv1d_to_conv2d", None)
+    out, result = testing.run_sites(unknown, "conv1d_to_conv2d", None)
     assert result.sites == 0 and result.near_misses == [("conv", "input rank unknown")]
     # a 2-D Conv is no near-miss: there is nothing to lift
     conv2d = build(
         "g (float[1,4,5,10] x) => (float[1,4,3,8] y) { y = Conv<kernel_shape=[3,3]>(x, w) }",
         w=weights(4, 4, 3, 3),
     )
-    assert tiny.run_sites(conv2d, "conv1d_to_conv2d", None)[1].near_misses == []
+    assert testing.run_sites(conv2d, "conv1d_to_conv2d", None)[1].near_misses == []

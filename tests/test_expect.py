@@ -9,6 +9,7 @@ import pytest
 import tiny
 import yaml
 
+from graphkit import testing
 from graphkit.cli import main
 from graphkit.errors import RecipeError
 from graphkit.pipeline.expect import op_counts
@@ -73,7 +74,7 @@ def test_recipe_errors_name_the_path(tmp_path):
 def test_op_counts_know_conv_ranks():
     counts = op_counts(tiny.conv1d_chain())
     assert counts["Conv"] == 2 and counts["Conv1d"] == 2 and counts["Conv2d"] == 0
-    lifted, _ = tiny.rewrite(tiny.conv1d_chain(), "conv1d_to_conv2d")
+    lifted, _ = testing.rewrite(tiny.conv1d_chain(), "conv1d_to_conv2d")
     assert op_counts(lifted)["Conv2d"] == 2 and op_counts(lifted)["Conv1d"] == 0
 
 

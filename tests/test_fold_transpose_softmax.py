@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import io
 from collections import Counter
 
@@ -11,35 +12,20 @@ import pytest
 import tiny
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from onnx import numpy_helper
 
-from graphkit.ir.graph import export_model, import_graph
+from graphkit import testing
 from graphkit.passes._infra import EXACT, Sites, spec_of
 from graphkit.passes.fold_transpose_softmax import fold_transpose_softmax
+from graphkit.testing import roundtrip, run
 
 # -- helpers -------------------------------------------------------------------------------------
 
 
-def build(text: str, opset: int = 11, **inits: np.ndarray) -> onnx.ModelProto:
-    model = onnx.parser.parse_model(f'<ir_version: 8, opset_import: ["" : {opset}]>\n{text}')
-    model.graph.initializer.extend(numpy_helper.from_array(v, k) for k, v in inits.items())
-    onnx.checker.check_model(model, full_check=True)
-    return model
+build = functools.partial(testing.build, opset=11)  # the exporters' opset < 13 form is the main case
 
 
 def fold(model: onnx.ModelProto, *, shapes: bool = True) -> tuple[onnx.ModelProto, int]:
-    graph = import_graph(model, shapes=shapes)
-    sites = fold_transpose_softmax(graph, sites=Sites())
-    graph.cleanup().toposort()
-    out = export_model(graph, like=model)
-    onnx.checker.check_model(out, full_check=True)
-    return out, sites
-
-
-roundtrip = tiny.roundtrip
-
-
-run = tiny.run
+    return testing.rewrite(model, "fold_transpose_softmax", shapes=shapes)
 
 
 def randn(*shape: int, seed: int = 0) -> np.ndarray:
@@ -372,12 +358,7 @@ def test_property_fires_exactly_when_a_single_softmax_fits(case):
 
 def fold_sites(model: onnx.ModelProto, sites: Sites | None):
     """Run the pass as the manager does, with a site selection; returns (model, PassResult)."""
-    graph = import_graph(model)
-    result = spec_of(fold_transpose_softmax).run(graph, {}, sites)
-    graph.cleanup().toposort()
-    out = export_model(graph, like=model)
-    onnx.checker.check_model(out, full_check=True)
-    return out, result
+    return testing.run_sites(model, "fold_transpose_softmax", sites)
 
 
 THREE_MAPS = """g (float[B,5,5,1] x) => (float[B,5,5,1] y, float[B,5,1] z, float[B,5,1] w) {

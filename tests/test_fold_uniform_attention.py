@@ -13,31 +13,21 @@ import pytest
 import tiny
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from onnx import numpy_helper
 
+from graphkit import testing
 from graphkit.errors import PassError
-from graphkit.ir.graph import export_model, import_graph
 from graphkit.passes._infra import APPROXIMATE, PassResult, register_pass, spec_of
 from graphkit.passes.fold_uniform_attention import fold_uniform_attention
+from graphkit.testing import build
 
 # -- helpers -------------------------------------------------------------------------------------
 
 
-def build(text: str, opset: int = 13, **inits: np.ndarray) -> onnx.ModelProto:
-    """A model from ONNX text; keyword arguments become initializers."""
-    model = onnx.parser.parse_model(f'<ir_version: 8, opset_import: ["" : {opset}]>\n{text}')
-    model.graph.initializer.extend(numpy_helper.from_array(v, k) for k, v in inits.items())
-    onnx.checker.check_model(model, full_check=True)
-    return model
-
-
-def fold(model: onnx.ModelProto, fn=fold_uniform_attention, **params) -> tuple[onnx.ModelProto, PassResult]:
-    graph = import_graph(model)
-    result = spec_of(fn).run(graph, params)  # as the manager runs it (it supplies the sites)
-    graph.cleanup().toposort()
-    out = export_model(graph, like=model)
-    onnx.checker.check_model(out, full_check=True)
-    return out, result
+def fold(
+    model: onnx.ModelProto, name: str = "fold_uniform_attention", *, sites=None, **params
+) -> tuple[onnx.ModelProto, PassResult]:
+    """Run a pass as the manager runs it (under a site selection), the result checked fully."""
+    return testing.run_sites(model, name, sites, **params)
 
 
 def same_graph(a: onnx.ModelProto, b: onnx.ModelProto) -> bool:
@@ -52,26 +42,12 @@ def same_graph(a: onnx.ModelProto, b: onnx.ModelProto) -> bool:
 def assert_untouched(model: onnx.ModelProto, **params) -> None:
     out, result = fold(model, **params)
     assert result.sites == 0 and not result.notes
-    graph = import_graph(model)
-    graph.cleanup().toposort()
-    assert same_graph(out, export_model(graph, like=model))
-
-
-def feeds(model: onnx.ModelProto, batch: int = 1, seed: int = 0, scale: float = 1.0) -> dict[str, np.ndarray]:
-    """Seeded inputs; every symbolic dim is the batch."""
-    rng = np.random.default_rng(seed)
-    inits = {i.name for i in model.graph.initializer}
-    out = {}
-    for vi in model.graph.input:
-        if vi.name not in inits:
-            shape = [d.dim_value if d.HasField("dim_value") else batch for d in vi.type.tensor_type.shape.dim]
-            out[vi.name] = (scale * rng.standard_normal(shape)).astype(np.float32)
-    return out
+    assert same_graph(out, onnx.load_from_string(testing.roundtrip(model)))
 
 
 def max_delta(before: onnx.ModelProto, after: onnx.ModelProto, batch: int = 1, seed: int = 0) -> float:
-    inputs = feeds(before, batch, seed)
-    pairs = list(zip(tiny.run(before, inputs), tiny.run(after, inputs)))
+    inputs = testing.feeds(before, seed=seed, symbolic=batch)
+    pairs = list(zip(testing.run(before, inputs), testing.run(after, inputs)))
     assert all(a.shape == b.shape for a, b in pairs)
     return max(float(np.abs(a - b).max()) for a, b in pairs)
 
@@ -156,8 +132,8 @@ def exported(opset: int, nodes: int, n1: int, weights: str) -> bytes:
 def static_layer(opset: int, nodes: int, n1: int, weights: str, batch: int) -> onnx.ModelProto:
     """The usual pipeline before this pass: set_batch_size, then simplify."""
     model = onnx.load_from_string(exported(opset, nodes, n1, weights))
-    model, _ = tiny.apply_pass(model, "set_batch_size", batch=batch)
-    model, _ = tiny.apply_pass(model, "simplify")
+    model, _ = testing.apply_pass(model, "set_batch_size", batch=batch)
+    model, _ = testing.apply_pass(model, "simplify")
     return model
 
 
@@ -415,10 +391,10 @@ def test_property_folded_maps_stay_within_the_bound(scale, nodes, temperature, s
     elif width >= 1.01 * tolerance:
         assert result.sites == 0
     if result.sites:
-        inputs = feeds(model, seed=seed, scale=10.0)  # saturate Tanh: the extremes of the bound
-        p = tiny.run(model, inputs)[0]
+        inputs = {"x": 10 * testing.feeds(model, seed=seed)["x"]}  # saturate Tanh: the extremes of the bound
+        p = testing.run(model, inputs)[0]
         assert float(np.abs(p - np.float32(1 / nodes)).max()) <= math.expm1(tolerance) / nodes + 1e-7
-        assert np.all(tiny.run(out, inputs)[0] == np.float32(1 / nodes))
+        assert np.all(testing.run(out, inputs)[0] == np.float32(1 / nodes))
 
 
 # -- the Ascend guide's 1/16 for 15-node maps (seed-models.md §3.3), told apart -----------------
@@ -445,7 +421,7 @@ def test_one_sixteenth_on_fifteen_nodes_is_far_outside_the_tolerance(opset):
     model = static_layer(opset, 15, 9, "denormal", 2)
     exact, result = fold(model)
     assert result.sites == 2 and all("N=15" in note for note in result.notes)
-    guide, _ = fold(model, fn=fill_node_maps_one_sixteenth)
+    guide, _ = fold(model, f"{__name__}:fill_node_maps_one_sixteenth")  # a module:function reference
     assert max_delta(model, exact, batch=2) == 0.0
     wrong = max_delta(model, guide, batch=2)
     # A*x scaled by 15/16: the node outputs move by ~1e-2 here (0.043 on AASIST-L's logits,
@@ -454,16 +430,6 @@ def test_one_sixteenth_on_fifteen_nodes_is_far_outside_the_tolerance(opset):
 
 
 # -- sites: selection and near-misses ------------------------------------------------------------
-
-
-def fold_sites(model: onnx.ModelProto, sites, **params) -> tuple[onnx.ModelProto, PassResult]:
-    """Run the pass as the manager does, with a site selection."""
-    graph = import_graph(model)
-    result = spec_of(fold_uniform_attention).run(graph, params, sites)
-    graph.cleanup().toposort()
-    out = export_model(graph, like=model)
-    onnx.checker.check_model(out, full_check=True)
-    return out, result
 
 
 # map2's logits are a1 * 2e-6: 2e-6 wide while a1 is a Softmax in [0, 1], exactly flat once map1
@@ -494,7 +460,7 @@ def test_first_k_maps_are_folded_and_the_rest_kept(k):
 
     model = maps()
     sites = first_sites(k)
-    out, result = fold_sites(model, sites)
+    out, result = fold(model, sites=sites)
     assert sites.offered == ["map1", "map2", "map3"]
     assert result.sites == k == len(result.notes) and result.site_labels == sites.offered[:k]
     assert {n.name for n in out.graph.node if n.op_type == "Softmax"} == {*sites.offered[k:], "map4"}
@@ -508,7 +474,7 @@ def test_map2_needs_map1_folded():
         zero=np.array(0.0, np.float32),
         c=np.array(2e-6, np.float32),
     )
-    _, result = fold_sites(model, None)
+    _, result = fold(model)
     assert result.site_labels == ["map3"]
     assert dict(result.near_misses)["map2"] == "logit width 2e-06 > tolerance 1e-06"
 
@@ -516,14 +482,14 @@ def test_map2_needs_map1_folded():
 def test_a_map_too_wide_for_the_tolerance_is_a_near_miss():
     model = scored(1.02e-6)
     model.graph.node[3].name = "att"
-    _, result = fold_sites(model, None)
+    _, result = fold(model)
     assert result.sites == 0 and result.near_misses == [("att", "logit width 1.02e-06 > tolerance 1e-06")]
-    _, result = fold_sites(model, None, tolerance=1.05e-6)
+    _, result = fold(model, tolerance=1.05e-6)
     assert result.sites == 1 and result.near_misses == []
-    _, result = fold_sites(maps(), None)
+    _, result = fold(maps())
     assert result.near_misses == [("map4", "logit width inf > tolerance 1e-06")]
     output = build(
         "g (float[2,4,3] x) => (float[2,4,1] a) { z = MatMul(x, w)\n [m] a = Softmax<axis=1>(z) }",
         w=np.zeros((3, 1), np.float32),
     )
-    assert fold_sites(output, None)[1].near_misses == [("m", "a is a graph output")]
+    assert fold(output)[1].near_misses == [("m", "a is a graph output")]

@@ -18,6 +18,7 @@ import tiny
 import yaml
 from test_apply import error_lines, write_recipe
 
+from graphkit import testing
 from graphkit.cli import main
 from graphkit.errors import ModelError
 from graphkit.ir import io
@@ -171,7 +172,7 @@ def test_apply_from_another_folder_writes_a_self_contained_model(tmp_path, monke
     assert all(t.data_location == onnx.TensorProto.DEFAULT for t in raw.graph.initializer)
     assert sorted(p.name for p in (work / "out").iterdir() if p.suffix in (".onnx", ".bin")) == [emitted.name]
     x = np.random.default_rng(0).standard_normal((2, 4, 16)).astype(np.float32)
-    for got, want in zip(tiny.run(raw, {"x": x}), tiny.run(tiny.conv1d_chain(), {"x": x})):
+    for got, want in zip(testing.run(raw, {"x": x}), testing.run(tiny.conv1d_chain(), {"x": x})):
         np.testing.assert_allclose(got, want, atol=1e-5)
     source = json.loads((work / "out" / "manifest.json").read_text())["source"]
     assert source["external_data"] == {"weights.bin": io.sha256_file(models / "weights.bin")}

@@ -7,9 +7,9 @@ from pathlib import Path
 
 import numpy as np
 import onnx
-import tiny
 import yaml
 
+from graphkit import testing
 from graphkit.cli import main
 from graphkit.passes._infra import PassRegistry
 
@@ -58,7 +58,19 @@ def test_pass_example_runs_from_a_recipe(tmp_path, monkeypatch, capsys):
     out = onnx.load(str(tmp_path / "out" / "negs_bs2.onnx"))
     assert [n.op_type for n in out.graph.node] == ["Relu"]
     x = np.array([[1, -2, 3], [-4, 5, -6]], np.float32)
-    np.testing.assert_array_equal(tiny.run(out, {"x": x})[0], np.maximum(x, 0))
+    np.testing.assert_array_equal(testing.run(out, {"x": x})[0], np.maximum(x, 0))
+
+
+def test_pass_test_example_runs(tmp_path, monkeypatch):
+    """The README's test of the example pass, with graphkit.testing, passes as written."""
+    (tmp_path / "my_passes.py").write_text(blocks("python")[0])
+    monkeypatch.syspath_prepend(str(tmp_path))
+    namespace: dict = {}
+    exec(compile(blocks("python")[1], "README.md", "exec"), namespace)  # noqa: S102 - our own README
+    tests = [f for name, f in namespace.items() if name.startswith("test_")]
+    assert tests
+    for test in tests:
+        test()
 
 
 def test_pass_table_lists_every_builtin_pass():

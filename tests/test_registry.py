@@ -1,15 +1,20 @@
-"""Meta-tests over the registry: docs, idempotence, checker, and third-party registration."""
+"""Meta-tests over the registry: docs, signatures, and, on every built-in pass's own EXAMPLES
+(each a model it rewrites), the checker, the numbers, idempotence and site selection."""
 
 from __future__ import annotations
 
+import dataclasses
+import importlib
 import inspect
 
 import onnx
 import pytest
 import tiny
 
+from graphkit import testing
 from graphkit.errors import PassError
-from graphkit.passes._infra import PassRegistry, register_pass
+from graphkit.ir.graph import export_model, import_graph
+from graphkit.passes._infra import BUILTIN_MODULES, Example, PassRegistry, Sites, first_sites, register_pass
 
 REGISTRY = PassRegistry()
 NEEDS = {"set_batch_size": {"batch": 2}}
@@ -26,15 +31,61 @@ def test_every_pass_is_documented(name):
     assert spec.fn.__name__ == name
 
 
-@pytest.mark.parametrize("name", REGISTRY.names())
-@pytest.mark.parametrize("opset", [11, 17])
-def test_twice_changes_nothing_and_checker_passes(name, opset):
-    once, _ = tiny.apply_pass(tiny.conv1d_chain(opset=opset), name, **NEEDS.get(name, {}))
+def examples() -> list:
+    """(pass name, Example) for every example of every built-in pass module."""
+    found = []
+    for module_name in BUILTIN_MODULES:
+        name = module_name.rpartition(".")[2]  # the module registers the pass of its name
+        for i, example in enumerate(getattr(importlib.import_module(module_name), "EXAMPLES", ())):
+            found.append(pytest.param(name, example, id=f"{name}-{i}"))
+    return found
+
+
+EXAMPLES = examples()
+
+
+@pytest.mark.parametrize("module_name", BUILTIN_MODULES)
+def test_every_built_in_pass_module_has_examples(module_name):
+    found = getattr(importlib.import_module(module_name), "EXAMPLES", None)
+    assert isinstance(found, tuple) and found, f"{module_name} has no EXAMPLES"
+    assert all(isinstance(e, Example) for e in found)
+
+
+@pytest.mark.parametrize(("name", "example"), EXAMPLES)
+def test_each_example_is_rewritten_checker_clean_and_twice_changes_nothing(name, example):
+    """Once: at least one site, the full checker passes, and the numbers hold where the contract
+    promises them. Twice: no site (set_implmode reports its sites again), the same graph."""
+    spec, model = REGISTRY.get(name), example.model()
+    once, result = testing.apply_pass(model, name, **example.params)
+    assert result.sites >= 1, f"{name} rewrote nothing on its example; near-misses: {result.near_misses}"
     onnx.checker.check_model(once, full_check=True)
-    twice, result = tiny.apply_pass(once, name, **NEEDS.get(name, {}))
-    if name != "set_implmode":  # it reports sites without rewriting anything
-        assert result.sites == 0
+    if spec.contract.kind != "approximate":
+        tolerance = testing.TOLERANCE
+        tolerance = dataclasses.replace(tolerance, max_abs=tolerance.max_abs + spec.contract.tolerance)
+        testing.assert_same_numbers(model, once, tolerance=tolerance)
+    twice, again = testing.apply_pass(once, name, **example.params)
+    if name == "set_implmode":  # it reports its sites, each time, and never rewrites them
+        assert again.sites == result.sites and once.SerializeToString() == testing.roundtrip(model)
+    else:
+        assert again.sites == 0
     assert twice.graph.SerializeToString() == once.graph.SerializeToString()
+
+
+def test_the_checks_can_fail_and_say_what_differs():
+    """What the example meta-tests rest on: structure without names, numbers under a tolerance."""
+    before = testing.build("g (float[2,3] x) => (float[2,3] y) { a = Identity(x)  y = Relu(a) }")
+    relu = testing.build("g (float[2,3] x) => (float[2,3] y) { [named] y = Relu(x) }")  # names ignored
+    assert testing.assert_rewrite(before, "remove_identity", relu).sites == 1
+    wrong = testing.build("g (float[2,3] x) => (float[2,3] y) { y = Abs(x) }")
+    with pytest.raises(AssertionError, match=r"remove_identity \(1 sites\): the structure differs") as info:
+        testing.assert_rewrite(before, "remove_identity", wrong)
+    assert "-#0 Abs<>(in0)\n+#0 Relu<>(in0)" in str(info.value)
+    with pytest.raises(AssertionError, match="y: 2 of 6 elements beyond"):
+        testing.assert_same_numbers(relu, wrong)
+    # the listing order of independent nodes does not matter
+    a = testing.build("g (float[2] x) => (float[2] y, float[2] z) { y = Neg(x)  z = Abs(x) }")
+    b = testing.build("g (float[2] x) => (float[2] y, float[2] z) { z = Abs(x)  y = Neg(x) }")
+    assert testing.canonical(a) == testing.canonical(b)
 
 
 def test_signature_rules():
@@ -75,28 +126,36 @@ def test_the_built_in_rewrites_expose_their_sites():
     } <= set(SITED)
 
 
-@pytest.mark.parametrize("name", SITED)
-@pytest.mark.parametrize("sample", ["conv1d_chain", "with_shape_plumbing"])
-def test_selecting_no_site_rewrites_nothing_and_offers_the_same_sites(name, sample):
-    from graphkit.ir.graph import export_model, import_graph
-    from graphkit.passes._infra import Sites, first_sites
-
-    model = getattr(tiny, sample)()
+def selection_holds(model: onnx.ModelProto, name: str, params: dict) -> Sites:
+    """Selecting no site rewrites nothing; an unrestricted run offers the same sites, in the
+    same order, and takes them all. Returns the unrestricted run's sites."""
     spec = REGISTRY.get(name)
-    params = spec.check_params(NEEDS.get(name, {}), name)
+    params = spec.check_params(params, name)
     none = first_sites(0)
     graph = import_graph(model)
     result = spec.run(graph, params, none)
     assert result.sites == 0 and result.site_labels == [] and none.taken == []
     graph.cleanup().toposort()
-    assert export_model(graph, like=model).SerializeToString() == tiny.roundtrip(model)
-    every = Sites()  # an unrestricted run offers the same sites, in the same order, and takes all
+    assert export_model(graph, like=model).SerializeToString() == testing.roundtrip(model)
+    every = Sites()
     everything = spec.run(import_graph(model), params, every)
     assert none.offered == every.offered == every.taken
     assert (everything.sites > 0) == bool(every.taken)
+    return every
+
+
+@pytest.mark.parametrize("name", SITED)
+@pytest.mark.parametrize("sample", ["conv1d_chain", "with_shape_plumbing"])
+def test_selecting_no_site_rewrites_nothing_and_offers_the_same_sites(name, sample):
+    every = selection_holds(getattr(tiny, sample)(), name, NEEDS.get(name, {}))
     holds = {
         "conv1d_chain": {"conv1d_to_conv2d", "remove_identity"},
         "with_shape_plumbing": {"remove_identity"},
     }
     if name in holds[sample]:  # so the test is not vacuous
         assert every.taken
+
+
+@pytest.mark.parametrize(("name", "example"), [p for p in EXAMPLES if p.values[0] in SITED])
+def test_selecting_no_site_of_an_example_rewrites_nothing(name, example):
+    assert selection_holds(example.model(), name, dict(example.params)).taken  # never vacuous

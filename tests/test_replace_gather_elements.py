@@ -8,25 +8,17 @@ import numpy as np
 import onnx
 import pytest
 import tiny
-from onnx import numpy_helper
 
-from graphkit.ir.graph import export_model, import_graph
+from graphkit import testing
 from graphkit.passes._infra import EXACT, spec_of
-from graphkit.passes.replace_gather_elements import replace_gather_elements
+from graphkit.passes.replace_gather_elements import EXAMPLES, replace_gather_elements
+from graphkit.testing import build
 
 # -- helpers -------------------------------------------------------------------------------------
 
 
-def build(text: str, opset: int = 13, **inits: np.ndarray) -> onnx.ModelProto:
-    """A model from ONNX text; keyword arguments become initializers."""
-    model = onnx.parser.parse_model(f'<ir_version: 8, opset_import: ["" : {opset}]>\n{text}')
-    model.graph.initializer.extend(numpy_helper.from_array(v, k) for k, v in inits.items())
-    onnx.checker.check_model(model, full_check=True)
-    return model
-
-
 def rewrite(model: onnx.ModelProto, **params) -> tuple[onnx.ModelProto, int]:
-    return tiny.rewrite(model, "replace_gather_elements", **params)
+    return testing.rewrite(model, "replace_gather_elements", **params)
 
 
 def same_graph(a: onnx.ModelProto, b: onnx.ModelProto) -> bool:
@@ -41,27 +33,13 @@ def same_graph(a: onnx.ModelProto, b: onnx.ModelProto) -> bool:
 def assert_untouched(model: onnx.ModelProto) -> None:
     out, sites = rewrite(model)
     assert sites == 0
-    graph = import_graph(model)
-    graph.cleanup().toposort()
-    assert same_graph(out, export_model(graph, like=model))
-
-
-def feeds(model: onnx.ModelProto, batch: int, seed: int = 0) -> dict[str, np.ndarray]:
-    """Seeded inputs; every symbolic dim is the batch."""
-    rng = np.random.default_rng(seed)
-    inits = {i.name for i in model.graph.initializer}
-    out = {}
-    for vi in model.graph.input:
-        if vi.name not in inits:
-            shape = [d.dim_value if d.HasField("dim_value") else batch for d in vi.type.tensor_type.shape.dim]
-            out[vi.name] = rng.standard_normal(shape).astype(np.float32)
-    return out
+    assert same_graph(out, onnx.load_from_string(testing.roundtrip(model)))
 
 
 def assert_identical(before: onnx.ModelProto, after: onnx.ModelProto, batches: tuple[int, ...]) -> None:
     for batch in batches:
-        inputs = feeds(before, batch, seed=batch)
-        for a, b in zip(tiny.run(before, inputs), tiny.run(after, inputs)):
+        inputs = testing.feeds(before, seed=batch, symbolic=batch)
+        for a, b in zip(testing.run(before, inputs), testing.run(after, inputs)):
             assert a.shape == b.shape
             np.testing.assert_array_equal(a, b)  # a gather moves values; nothing is computed
 
@@ -72,20 +50,9 @@ ops = tiny.ops
 inits_of = tiny.inits_of
 
 
-# the GraphPool gather, written by hand: h (B,5,3), TopK k=2 over nodes, rows of h*scores
-POOL = """g (float[{b},5,3] h) => (float[{b},2,3] y) {{
-    s = MatMul(h, w)
-    scores = Sigmoid(s)
-    top, idx = TopK<axis=1>(scores, k)
-    wide = Expand(idx, shape)
-    hs = Mul(h, scores)
-    y = GatherElements<axis=1>(hs, wide)
-}}"""
-POOL_INITS = {
-    "w": np.array([[0.5], [-1.0], [0.25]], np.float32),
-    "k": np.array([2], np.int64),
-    "shape": np.array([1, 1, 3], np.int64),
-}
+# the pass's examples: the GraphPool gather h (B,5,3) -> TopK k=2 over nodes -> rows of h*scores,
+# at batch 2 and at a symbolic batch B
+STATIC, SYMBOLIC = EXAMPLES
 
 
 # -- the pass as registered ----------------------------------------------------------------------
@@ -102,7 +69,7 @@ def test_registered_as_exact_pass_without_parameters():
 
 
 def test_static_batch_gets_constant_offsets():
-    before = build(POOL.format(b=2), **POOL_INITS)
+    before = STATIC.model()
     out, sites = rewrite(before)
     assert sites == 1
     assert ops(out) == {
@@ -129,13 +96,13 @@ def test_static_batch_gets_constant_offsets():
 
 
 def test_symbolic_batch_gets_offsets_from_the_shape():
-    before = build(POOL.format(b="B"), **POOL_INITS)
+    before = SYMBOLIC.model()
     out, sites = rewrite(before)
     assert sites == 1 and "GatherElements" not in ops(out)
     assert {"Shape", "Range", "Mul"} <= set(ops(out))
     assert_identical(before, out, (1, 2, 5))
     # once the batch is set, the offsets fold to a constant
-    folded, _ = tiny.apply_pass(out, "set_batch_size", batch=3)
+    folded, _ = testing.apply_pass(out, "set_batch_size", batch=3)
     assert "Range" not in ops(folded) and "Shape" not in ops(folded)
     assert_identical(before, folded, (3,))
 
@@ -149,7 +116,7 @@ def test_indices_unsqueezed_from_topk_on_a_rank2_score():
             y = GatherElements<axis=-2>(h, wide)
         }""",
         axes=np.array([2], np.int64),
-        **POOL_INITS,
+        **STATIC.constants,  # k and shape
     )
     out, sites = rewrite(before)
     assert sites == 1 and "Squeeze" not in ops(out) and "Unsqueeze" not in ops(out)
@@ -232,15 +199,15 @@ def graph_pool_model(opset: int) -> onnx.ModelProto:
 def test_graph_pool_from_torch_every_batch(opset):
     model = graph_pool_model(opset)
     assert ops(model)["GatherElements"] == 1
-    out, result = tiny.apply_pass(model, "replace_gather_elements")
+    out, result = testing.apply_pass(model, "replace_gather_elements")
     assert result.sites == 1 and "GatherElements" not in ops(out)
     assert_identical(model, out, (1, 2, 5))
-    again, result = tiny.apply_pass(out, "replace_gather_elements")
+    again, result = testing.apply_pass(out, "replace_gather_elements")
     assert result.sites == 0
     # the usual pipeline: static batch, simplify, then the pass
-    static, _ = tiny.apply_pass(model, "set_batch_size", batch=3)
-    static, _ = tiny.apply_pass(static, "simplify")
-    out, result = tiny.apply_pass(static, "replace_gather_elements")
+    static, _ = testing.apply_pass(model, "set_batch_size", batch=3)
+    static, _ = testing.apply_pass(static, "simplify")
+    out, result = testing.apply_pass(static, "replace_gather_elements")
     assert result.sites == 1 and {"GatherElements", "Range", "Shape"}.isdisjoint(ops(out))
     assert_identical(model, out, (3,))
 
@@ -348,7 +315,7 @@ def three_gathers() -> onnx.ModelProto:
 @pytest.mark.parametrize("k", [0, 1, 2, 3])
 def test_first_k_sites_are_replaced_and_the_rest_kept(k):
     model = three_gathers()
-    out, result, sites = tiny.run_first(model, "replace_gather_elements", k)
+    out, result, sites = testing.run_first(model, "replace_gather_elements", k)
     assert sites.offered == ["ga", "gb", "gc"]
     assert result.sites == k
     left = {n.name for n in out.graph.node if n.op_type == "GatherElements"}
@@ -358,7 +325,7 @@ def test_first_k_sites_are_replaced_and_the_rest_kept(k):
 
 
 def test_gathers_that_are_no_row_gathers_are_near_misses():
-    _, result = tiny.run_sites(three_gathers(), "replace_gather_elements", None)
+    _, result = testing.run_sites(three_gathers(), "replace_gather_elements", None)
     assert result.near_misses == [("gd", "axis 2, not 1"), ("ge", "indices ie are not an Expand")]
     unknown = build(
         """g (float[2,5,3] h, int64[2,2,1] idx, int64[3] shape) => (float[?,?,?] y) {
@@ -366,7 +333,7 @@ def test_gathers_that_are_no_row_gathers_are_near_misses():
             [g] y = GatherElements<axis=1>(h, wide)
         }"""
     )
-    assert tiny.run_sites(unknown, "replace_gather_elements", None)[1].near_misses == [
+    assert testing.run_sites(unknown, "replace_gather_elements", None)[1].near_misses == [
         ("g", "Expand shape shape is not constant")
     ]
 
@@ -377,7 +344,7 @@ def test_row_arithmetic_dtype_and_lint(index_dtype):
     never meets int64 offsets (E89999); lint agrees. int64 keeps the ONNX types as they were."""
     from graphkit.ascend.lint import lint_model
 
-    before = build(POOL.format(b=2), **POOL_INITS)
+    before = STATIC.model()
     out, sites = rewrite(before, index_dtype=index_dtype)
     assert sites == 1
     add = next(n for n in out.graph.node if n.op_type == "Add")

@@ -10,29 +10,20 @@ import pytest
 import tiny
 from onnx import numpy_helper
 
-from graphkit.ir.graph import export_model, import_graph
+from graphkit import testing
 from graphkit.passes._infra import EXACT, spec_of
 from graphkit.passes.replace_scatternd_with_concat import replace_scatternd_with_concat
+from graphkit.testing import build
 
 # -- helpers -------------------------------------------------------------------------------------
 
 
-def build(text: str, opset: int = 13, **inits: np.ndarray) -> onnx.ModelProto:
-    """A model from ONNX text; keyword arguments become initializers."""
-    model = onnx.parser.parse_model(f'<ir_version: 8, opset_import: ["" : {opset}]>\n{text}')
-    model.graph.initializer.extend(numpy_helper.from_array(v, k) for k, v in inits.items())
-    onnx.checker.check_model(model, full_check=True)
-    return model
-
-
 def rewrite(model: onnx.ModelProto) -> tuple[onnx.ModelProto, int]:
-    return tiny.rewrite(model, "replace_scatternd_with_concat")
+    return testing.rewrite(model, "replace_scatternd_with_concat")
 
 
 def roundtrip(model: onnx.ModelProto) -> onnx.ModelProto:
-    graph = import_graph(model)
-    graph.cleanup().toposort()
-    return export_model(graph, like=model)
+    return onnx.load_from_string(testing.roundtrip(model))
 
 
 def same_graph(a: onnx.ModelProto, b: onnx.ModelProto) -> bool:
@@ -44,24 +35,9 @@ def same_graph(a: onnx.ModelProto, b: onnx.ModelProto) -> bool:
     ]
 
 
-def feeds(model: onnx.ModelProto, seed: int = 0, **dims: int) -> dict[str, np.ndarray]:
-    """Seeded inputs; symbolic dims take their value from ``dims``."""
-    rng = np.random.default_rng(seed)
-    inits = {i.name for i in model.graph.initializer}
-    out = {}
-    for vi in model.graph.input:
-        if vi.name not in inits:
-            shape = [
-                d.dim_value if d.HasField("dim_value") else dims[d.dim_param]
-                for d in vi.type.tensor_type.shape.dim
-            ]
-            out[vi.name] = rng.standard_normal(shape).astype(np.float32)
-    return out
-
-
 def assert_identical(before: onnx.ModelProto, after: onnx.ModelProto, seed: int = 0, **dims: int) -> None:
-    inputs = feeds(before, seed, **dims)
-    for a, b in zip(tiny.run(before, inputs), tiny.run(after, inputs)):
+    inputs = testing.feeds(before, seed=seed, symbolic=dims)
+    for a, b in zip(testing.run(before, inputs), testing.run(after, inputs)):
         np.testing.assert_array_equal(a, b)  # a Concat of the blocks is the board, bit for bit
 
 
@@ -291,17 +267,17 @@ def test_hsgal_board_after_set_batch_size_and_simplify(opset):
     dynamic, sites = rewrite(model)
     assert sites == 0 and ops(dynamic)["ScatterND"] == 4
     for batch in (1, 3):
-        static, _ = tiny.apply_pass(model, "set_batch_size", batch=batch)
-        static, _ = tiny.apply_pass(static, "simplify")
+        static, _ = testing.apply_pass(model, "set_batch_size", batch=batch)
+        static, _ = testing.apply_pass(static, "simplify")
         assert ops(static)["ScatterND"] == 4
-        out, result = tiny.apply_pass(static, "replace_scatternd_with_concat")
+        out, result = testing.apply_pass(static, "replace_scatternd_with_concat")
         assert result.sites == 1 and "ScatterND" not in ops(out)
         new = [axis for axis, inputs in concats(out) if (axis, inputs) not in concats(static)]
         assert sorted(new) == [1, 2, 2]  # rows (T | S) of columns (T | S)
-        inputs = feeds(static, seed=batch)
-        reference = tiny.run(model, inputs)[0]  # the dynamic export, before any pass
-        np.testing.assert_array_equal(tiny.run(out, inputs)[0], reference)
-        again, result = tiny.apply_pass(out, "replace_scatternd_with_concat")
+        inputs = testing.feeds(static, seed=batch)
+        reference = testing.run(model, inputs)[0]  # the dynamic export, before any pass
+        np.testing.assert_array_equal(testing.run(out, inputs)[0], reference)
+        again, result = testing.apply_pass(out, "replace_scatternd_with_concat")
         assert result.sites == 0
 
 
@@ -459,7 +435,7 @@ def three_boards() -> onnx.ModelProto:
 @pytest.mark.parametrize("k", [0, 1, 2, 3])
 def test_first_k_boards_are_replaced_and_the_rest_kept(k):
     model = three_boards()
-    out, result, sites = tiny.run_first(model, "replace_scatternd_with_concat", k)
+    out, result, sites = testing.run_first(model, "replace_scatternd_with_concat", k)
     assert sites.offered == ["board_y", "board_z", "board_w"]
     assert result.sites == k
     tails = {
@@ -471,7 +447,7 @@ def test_first_k_boards_are_replaced_and_the_rest_kept(k):
 
 
 def test_boards_that_cannot_be_replaced_are_near_misses():
-    assert tiny.run_sites(three_boards(), "replace_scatternd_with_concat", None)[1].near_misses == [
+    assert testing.run_sites(three_boards(), "replace_scatternd_with_concat", None)[1].near_misses == [
         ("board_v", "the blocks of first and board_v overlap")
     ]
     two = {"i1": np.array([[0], [1]], np.int64), "i2": np.array([[2], [3]], np.int64)}
@@ -499,7 +475,7 @@ def test_boards_that_cannot_be_replaced_are_near_misses():
         ),
     ]
     for model, why in cases:
-        out, result = tiny.run_sites(model, "replace_scatternd_with_concat", None)
+        out, result = testing.run_sites(model, "replace_scatternd_with_concat", None)
         assert result.sites == 0 and result.near_misses == [("tail", why)]
 
 
@@ -516,5 +492,5 @@ def test_a_pinwheel_is_a_near_miss():
         b0=np.zeros((3, 3), np.float32),
         **inits,
     )
-    _, result = tiny.run_sites(model, "replace_scatternd_with_concat", None)
+    _, result = testing.run_sites(model, "replace_scatternd_with_concat", None)
     assert result.near_misses == [("pinwheel", "no guillotine cut splits the blocks (a pinwheel tiling)")]

@@ -2,33 +2,34 @@ import numpy as np
 import pytest
 import tiny
 
+from graphkit import testing
 from graphkit.errors import PassError
 
 
 @pytest.mark.parametrize("batch", [1, 5])
 def test_static_batch_and_folded_shape_arithmetic(batch):
     model = tiny.with_shape_plumbing()
-    out, result = tiny.apply_pass(model, "set_batch_size", batch=batch)
+    out, result = testing.apply_pass(model, "set_batch_size", batch=batch)
     assert result.sites == 1
     assert [d.dim_value for d in out.graph.input[0].type.tensor_type.shape.dim] == [batch, 4, 6]
     assert [d.dim_value for d in out.graph.output[0].type.tensor_type.shape.dim] == [batch, 24]
     ops = [n.op_type for n in out.graph.node]
     assert "Shape" not in ops and "Gather" not in ops and "Concat" not in ops  # folded
     x = np.random.default_rng(0).standard_normal((batch, 4, 6)).astype(np.float32)
-    np.testing.assert_array_equal(tiny.run(out, {"x": x})[0], tiny.run(model, {"x": x})[0])
+    np.testing.assert_array_equal(testing.run(out, {"x": x})[0], testing.run(model, {"x": x})[0])
 
 
 def test_second_run_changes_nothing():
-    once, _ = tiny.apply_pass(tiny.conv1d_chain(), "set_batch_size", batch=3)
-    twice, result = tiny.apply_pass(once, "set_batch_size", batch=3)
+    once, _ = testing.apply_pass(tiny.conv1d_chain(), "set_batch_size", batch=3)
+    twice, result = testing.apply_pass(once, "set_batch_size", batch=3)
     assert result.sites == 0
     assert twice.graph.SerializeToString() == once.graph.SerializeToString()
 
 
 def test_refuses_a_different_static_batch():
-    once, _ = tiny.apply_pass(tiny.conv1d_chain(), "set_batch_size", batch=3)
+    once, _ = testing.apply_pass(tiny.conv1d_chain(), "set_batch_size", batch=3)
     with pytest.raises(PassError, match="static batch 3"):
-        tiny.apply_pass(once, "set_batch_size", batch=4)
+        testing.apply_pass(once, "set_batch_size", batch=4)
 
 
 @pytest.mark.parametrize(
@@ -46,8 +47,8 @@ def test_shape_start_end_fold_to_the_right_dims(body, want):
     model = onnx.parser.parse_model(
         f'<ir_version: 8, opset_import: ["" : 17]>\ng (float[N, 4, 5] x) => (int64[{len(want)}] y) {{ {body} }}'
     )
-    out, _ = tiny.rewrite(model, "set_batch_size", batch=3)
-    (got,) = tiny.run(out, {"x": np.zeros((3, 4, 5), np.float32)})
+    out, _ = testing.rewrite(model, "set_batch_size", batch=3)
+    (got,) = testing.run(out, {"x": np.zeros((3, 4, 5), np.float32)})
     assert got.tolist() == want
     assert [n.op_type for n in out.graph.node] == []  # folded to a constant output
 
@@ -62,4 +63,4 @@ def test_optional_graph_inputs_are_refused_clearly():
         "g (optional(seq(float[5])) x) => (optional(seq(float[5])) y) { y = Identity(x) }"
     )
     with pytest.raises(ModelError, match="optional-typed graph inputs or outputs"):
-        tiny.rewrite(model, "set_batch_size", batch=1)
+        testing.rewrite(model, "set_batch_size", batch=1)

@@ -11,30 +11,18 @@ import pytest
 import tiny
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from onnx import helper, numpy_helper
+from onnx import helper
 
+from graphkit import testing
 from graphkit.passes._infra import EXACT, spec_of
 from graphkit.passes.split_maxpool import split_maxpool
+from graphkit.testing import build, roundtrip, run
 
 # -- helpers -------------------------------------------------------------------------------------
 
 
-def build(text: str, opset: int = 13, **inits: np.ndarray) -> onnx.ModelProto:
-    """A model from ONNX text; keyword arguments become initializers."""
-    model = onnx.parser.parse_model(f'<ir_version: 8, opset_import: ["" : {opset}]>\n{text}')
-    model.graph.initializer.extend(numpy_helper.from_array(v, k) for k, v in inits.items())
-    onnx.checker.check_model(model, full_check=True)
-    return model
-
-
 def split(model: onnx.ModelProto, **params) -> tuple[onnx.ModelProto, int]:
-    return tiny.rewrite(model, "split_maxpool", **params)
-
-
-roundtrip = tiny.roundtrip
-
-
-run = tiny.run
+    return testing.rewrite(model, "split_maxpool", **params)
 
 
 def assert_identical(before: onnx.ModelProto, after: onnx.ModelProto, inputs: dict[str, np.ndarray]) -> None:
@@ -284,14 +272,14 @@ def sinc_front_end(opset: int) -> onnx.ModelProto:
 @pytest.mark.parametrize("opset", [11, 17])
 def test_aasist_sinc_path_after_conv1d_to_conv2d(opset):
     model = sinc_front_end(opset)
-    lifted, result = tiny.apply_pass(model, "conv1d_to_conv2d")
+    lifted, result = testing.apply_pass(model, "conv1d_to_conv2d")
     assert result.sites == 1
     assert [n.op_type for n in lifted.graph.node if n.op_type in ("Squeeze", "Unsqueeze", "Abs")][-3:] == [
         "Squeeze",
         "Unsqueeze",
         "Abs",
     ]
-    out, result = tiny.apply_pass(lifted, "split_maxpool")
+    out, result = testing.apply_pass(lifted, "split_maxpool")
     assert result.sites == 1
     # Conv2d (B,8,1,592) -> Abs -> MaxPool[1,3] -> Reshape -> MaxPool[3,1]: no Squeeze -> Unsqueeze
     conv = nodes(out, "Conv")[0]
@@ -304,7 +292,7 @@ def test_aasist_sinc_path_after_conv1d_to_conv2d(opset):
     for batch in (1, 3):
         wav = randn(batch, 600, seed=batch)
         assert_identical(model, out, {"wav": wav})
-    again, result = tiny.apply_pass(out, "split_maxpool")
+    again, result = testing.apply_pass(out, "split_maxpool")
     assert result.sites == 0
 
 

@@ -10,9 +10,8 @@ from __future__ import annotations
 import numpy as np
 import onnx
 import pytest
-import tiny
-from onnx import numpy_helper
 
+from graphkit import testing
 from graphkit.errors import PassError
 from graphkit.passes._infra import PassRegistry
 
@@ -133,7 +132,7 @@ SITES = {
 
 
 def build(text: str, seed: int = 0) -> onnx.ModelProto:
-    model = onnx.parser.parse_model(f'<ir_version: 8, opset_import: ["" : 17]>\n{text}')
+    """The model with fixed seeded weights (every model text reads some of them)."""
     rng = np.random.default_rng(seed)
     weights = {
         "w1": rng.standard_normal((4, 4, 3)) * 0.3,
@@ -145,11 +144,8 @@ def build(text: str, seed: int = 0) -> onnx.ModelProto:
         "k_a": np.array(0.5),
         "k_b": np.array(0.5),
     }
-    inits = [numpy_helper.from_array(v.astype(np.float32), k) for k, v in weights.items()]
-    inits.append(numpy_helper.from_array(np.array([1], np.int64), "one"))
-    model.graph.initializer.extend(inits)
-    onnx.checker.check_model(model, full_check=True)
-    return model
+    inits = {k: v.astype(np.float32) for k, v in weights.items()}
+    return testing.build(text, opset=17, **inits, one=np.array([1], np.int64))
 
 
 def feeds(name: str) -> list[dict[str, np.ndarray]]:
@@ -186,20 +182,20 @@ def cases() -> dict[str, tuple[onnx.ModelProto, list[list[np.ndarray]], dict[str
     out = {}
     for name, (text, _) in MODELS.items():
         model = build(text)
-        reference = [tiny.run(model, f) for f in feeds(name)]
-        out[name] = (model, reference, bodies(onnx.load_from_string(tiny.roundtrip(model))))
+        reference = [testing.run(model, f) for f in feeds(name)]
+        out[name] = (model, reference, bodies(onnx.load_from_string(testing.roundtrip(model))))
     return out
 
 
 def run_pass(model: onnx.ModelProto, name: str, **params):
     fresh = onnx.ModelProto()
     fresh.CopyFrom(model)  # apply_pass refreshes shape annotations of its input in place
-    return tiny.apply_pass(fresh, name, **params)
+    return testing.apply_pass(fresh, name, **params)
 
 
 def assert_same_numbers(out: onnx.ModelProto, name: str, reference: list[list[np.ndarray]]) -> None:
     for feed, expected in zip(feeds(name), reference):
-        for got, want in zip(tiny.run(out, feed), expected):
+        for got, want in zip(testing.run(out, feed), expected):
             np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-5)
 
 
@@ -266,7 +262,7 @@ def test_cleanup_keeps_an_input_read_only_inside_a_branch():
     onnx.checker.check_model(out, full_check=True)
     assert [i.name for i in out.graph.input] == ["x", "z", "c"] and result.sites == 1
     x, z = np.ones((2, 3), np.float32), np.full((2, 3), 2, np.float32)
-    assert tiny.run(out, {"x": x, "z": z, "c": np.array(True)})[0].tolist() == (x + z).tolist()
+    assert testing.run(out, {"x": x, "z": z, "c": np.array(True)})[0].tolist() == (x + z).tolist()
 
 
 def test_new_names_avoid_names_used_inside_bodies():
@@ -288,7 +284,7 @@ def test_new_names_avoid_names_used_inside_bodies():
     x = np.random.default_rng(0).standard_normal((1, 1, 6, 6)).astype(np.float32)
     for c in (True, False):
         feed = {"x": x, "c": np.array(c)}
-        np.testing.assert_array_equal(tiny.run(out, feed)[1], tiny.run(model, feed)[1])
+        np.testing.assert_array_equal(testing.run(out, feed)[1], testing.run(model, feed)[1])
 
 
 CONSTANT_LOOP = """
@@ -329,7 +325,7 @@ def test_folding_leaves_a_constant_loop_and_sequences_alone(name, params):
     onnx.checker.check_model(out, full_check=True)
     assert "Loop" in {n.op_type for n in out.graph.node}
     x = np.random.default_rng(0).standard_normal((2, 3)).astype(np.float32)
-    for got, want in zip(tiny.run(out, {"x": x}), tiny.run(model, {"x": x})):
+    for got, want in zip(testing.run(out, {"x": x}), testing.run(model, {"x": x})):
         np.testing.assert_array_equal(got, want)
 
 

@@ -14,31 +14,16 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from onnx import helper, numpy_helper
 
+from graphkit import testing
 from graphkit.passes._infra import EXACT, spec_of
 from graphkit.passes.tile_conv_width import tile_conv_width
+from graphkit.testing import build, roundtrip, run, weights
 
 # -- helpers -------------------------------------------------------------------------------------
 
 
-def build(text: str, opset: int = 13, **inits: np.ndarray) -> onnx.ModelProto:
-    model = onnx.parser.parse_model(f'<ir_version: 8, opset_import: ["" : {opset}]>\n{text}')
-    model.graph.initializer.extend(numpy_helper.from_array(v, k) for k, v in inits.items())
-    onnx.checker.check_model(model, full_check=True)
-    return model
-
-
-def weights(*shape: int, seed: int = 0) -> np.ndarray:
-    return (np.random.default_rng(seed).standard_normal(shape) * 0.5).astype(np.float32)
-
-
 def tile(model: onnx.ModelProto, **params) -> tuple[onnx.ModelProto, int]:
-    return tiny.rewrite(model, "tile_conv_width", **params)
-
-
-roundtrip = tiny.roundtrip
-
-
-run = tiny.run
+    return testing.rewrite(model, "tile_conv_width", **params)
 
 
 def assert_same_numbers(before: onnx.ModelProto, after: onnx.ModelProto, inputs: dict) -> None:
@@ -258,7 +243,7 @@ def aasist_block(opset: int, variant: str = "plain", width: int = 6000) -> bytes
 @pytest.mark.parametrize("opset", [11, 17])
 def test_aasist_first_block_is_tiled_exactly(opset, tiles):
     model = onnx.load_from_string(aasist_block(opset))
-    out, result = tiny.apply_pass(model, "tile_conv_width", tiles=tiles)
+    out, result = testing.apply_pass(model, "tile_conv_width", tiles=tiles)
     onnx.checker.check_model(out, full_check=True)
     assert result.sites == 1
     assert ops(model)["Conv"] == 3 and ops(out)["Conv"] == 3 * tiles
@@ -270,7 +255,7 @@ def test_aasist_first_block_is_tiled_exactly(opset, tiles):
     assert pads == Counter({(1, 0): 3, (0, 1): 3, (0, 0): 3 * (tiles - 2)}) - Counter()
     for batch in (1, 3):
         assert_same_numbers(model, out, {"x": randn(batch, 1, 23, 6000, seed=batch)})
-    again, result = tiny.apply_pass(out, "tile_conv_width", tiles=tiles)
+    again, result = testing.apply_pass(out, "tile_conv_width", tiles=tiles)
     assert result.sites == 0
 
 
@@ -531,7 +516,7 @@ def test_first_k_regions_are_tiled_and_the_rest_kept(k):
 
     model = three_regions()
     sites = first_sites(k)
-    out, result = tiny.run_sites(model, "tile_conv_width", sites, tiles=2, min_width=16)
+    out, result = testing.run_sites(model, "tile_conv_width", sites, tiles=2, min_width=16)
     assert sites.offered == ["conv1", "conv2", "conv3"]
     assert result.sites == k and result.site_labels == sites.offered[:k]
     assert {n.name for n in nodes(out, "Conv")} == {*sites.offered[k:]} | {
@@ -588,5 +573,5 @@ def test_refused_regions_are_near_misses(body, inputs, why):
         ends=np.array([35], np.int64),
         axes=np.array([-1], np.int64),
     )
-    out, result = tiny.run_sites(model, "tile_conv_width", None, tiles=2, min_width=16)
+    out, result = testing.run_sites(model, "tile_conv_width", None, tiles=2, min_width=16)
     assert result.sites == 0 and result.near_misses == [("c", why)]

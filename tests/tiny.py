@@ -1,10 +1,15 @@
-"""Tiny models built by code for the tests (no golden .onnx files in the repo)."""
+"""Tiny models built by code for the tests (no golden .onnx files in the repo), and small
+helpers to inspect a model. Running passes and comparing models: :mod:`graphkit.testing`."""
 
 from __future__ import annotations
+
+import dataclasses
 
 import numpy as np
 import onnx
 from onnx import TensorProto, helper, numpy_helper
+
+from graphkit.passes import set_batch_size
 
 
 def conv1d_chain(*, opset: int = 17, channels: int = 4, length: int = 16, seed: int = 0) -> onnx.ModelProto:
@@ -53,69 +58,13 @@ def conv1d_chain(*, opset: int = 17, channels: int = 4, length: int = 16, seed: 
     return model
 
 
-def run(model: onnx.ModelProto, feed: dict[str, np.ndarray]) -> list[np.ndarray]:
-    import onnxruntime as ort
-
-    sess = ort.InferenceSession(model.SerializeToString(), providers=["CPUExecutionProvider"])
-    return sess.run(None, feed)
-
-
-def apply_pass(model: onnx.ModelProto, name: str, *, sites=None, shapes: bool = True, **params):
-    """Run one registered pass as the pass manager does (under a ``Sites`` selection when
-    given); returns (model, PassResult)."""
-    from graphkit.ir.graph import export_model, import_graph
-    from graphkit.passes._infra import PassRegistry
-
-    spec = PassRegistry().get(name)
-    graph = import_graph(model, shapes=shapes)
-    result = spec.run(graph, spec.check_params(params, name), sites)
-    graph.cleanup().toposort()
-    return export_model(graph, like=model), result
-
-
-def run_sites(model: onnx.ModelProto, name: str, sites, **params):
-    """:func:`apply_pass` with a site selection (None: all), the result checked fully."""
-    out, result = apply_pass(model, name, sites=sites, **params)
-    onnx.checker.check_model(out, full_check=True)
-    return out, result
-
-
 def with_shape_plumbing(*, opset: int = 17) -> onnx.ModelProto:
-    """x (B,4,6) → Reshape(x, Concat(Shape(x)[0], [24])) → Identity → y (B,24).
+    """x (B,4,6) → Reshape(x, Concat(Shape(x)[0], [24])) → Identity → y (B,24): the example of
+    set_batch_size.
 
     The Reshape target depends on the batch at run time, as exporters write it.
     """
-    text = f"""
-    <ir_version: 8, opset_import: ["" : {opset}]>
-    plumbing (float[B,4,6] x) => (float[B,24] y) {{
-        s = Shape(x)
-        i0 = Constant<value = int64[1] {{0}}>()
-        b = Gather<axis = 0>(s, i0)
-        rest = Constant<value = int64[1] {{24}}>()
-        target = Concat<axis = 0>(b, rest)
-        r = Reshape(x, target)
-        y = Identity(r)
-    }}
-    """
-    model = onnx.parser.parse_model(text)
-    onnx.checker.check_model(model, full_check=True)
-    return model
-
-
-def rewrite(model: onnx.ModelProto, name: str, **params) -> tuple[onnx.ModelProto, int]:
-    """Run one pass as the manager does, check the result fully; returns (model, sites)."""
-    out, result = apply_pass(model, name, **params)
-    onnx.checker.check_model(out, full_check=True)
-    return out, result.sites
-
-
-def roundtrip(model: onnx.ModelProto) -> bytes:
-    """The model through import/cleanup/export without any pass (what 'unchanged' means)."""
-    from graphkit.ir.graph import export_model, import_graph
-
-    graph = import_graph(model)
-    graph.cleanup().toposort()
-    return export_model(graph, like=model).SerializeToString()
+    return dataclasses.replace(set_batch_size.EXAMPLES[0], opset=opset).model()
 
 
 def ops(model: onnx.ModelProto):
@@ -167,13 +116,3 @@ def relu_mlp(*, layers: int = 10, width: int = 8, seed: int = 0) -> onnx.ModelPr
     model.ir_version = 8
     onnx.checker.check_model(model, full_check=True)
     return model
-
-
-def run_first(model: onnx.ModelProto, name: str, k: int, **params):
-    """:func:`run_sites` on the first ``k`` sites; returns (model, PassResult, Sites)."""
-    from graphkit.passes._infra import first_sites
-
-    sites = first_sites(k)
-    out, result = run_sites(model, name, sites, **params)
-    assert result.site_labels == sites.offered[:k]
-    return out, result, sites

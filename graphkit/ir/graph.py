@@ -17,9 +17,7 @@ import onnx
 import onnx_graphsurgeon as gs
 
 from graphkit.errors import ModelError
-from graphkit.ir.proto import infer_shapes, is_onnx_domain
-
-DEFAULT_IR_VERSION = 8  # onnxruntime >= 1.14 reads it; keeps models loadable by older tools
+from graphkit.ir.proto import DEFAULT_IR_VERSION, infer_shapes, is_onnx_domain
 
 
 @contextlib.contextmanager

@@ -13,6 +13,7 @@ from collections.abc import Mapping
 import numpy as np
 import onnx
 
+DEFAULT_IR_VERSION = 8  # onnxruntime >= 1.14 reads it; keeps models loadable by older tools
 DEFAULT_DOMAINS = (None, "", "ai.onnx")  # how the default ONNX domain is spelled (gs: None)
 # Elementwise ops of one data input whose output has the input's shape.
 UNARY_OPS = frozenset(

@@ -21,10 +21,13 @@ import typing
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from importlib.metadata import entry_points
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from graphkit._util import did_you_mean
 from graphkit.errors import PassError
+
+if TYPE_CHECKING:
+    import onnx
 
 ENTRY_POINT_GROUP = "graphkit.passes"
 BUILTIN_MODULES = tuple(
@@ -132,6 +135,38 @@ class Sites:
 def first_sites(k: int) -> Sites:
     """A selection of the first ``k`` sites a pass offers."""
     return Sites(lambda i: i < k)
+
+
+@dataclass(frozen=True)
+class Example:
+    """A small model on which a pass rewrites at least one site (a positive example).
+
+    Every built-in pass module lists its own in ``EXAMPLES``; the registry's meta-tests run the
+    pass on each (it must rewrite something, pass the ONNX checker, keep the numbers where its
+    contract is exact, and change nothing the second time). ``text`` is ONNX text, with or
+    without the ``<ir_version, opset_import>`` header (``opset`` fills it in); ``params`` are
+    the pass's parameters. Initializers: ``weights`` gives seeded float32 tensors of the given
+    shapes (each name its own seed), ``constants`` exact values (``np.asarray``'d: spell the
+    dtype out, ``np.array([2], np.int64)``).
+    """
+
+    text: str
+    params: Mapping[str, Any] = field(default_factory=dict)
+    opset: int = 13
+    weights: Mapping[str, tuple[int, ...]] = field(default_factory=dict)
+    constants: Mapping[str, Any] = field(default_factory=dict)
+
+    def model(self) -> onnx.ModelProto:
+        """The example as a model, checked by the full ONNX checker."""
+        import zlib
+
+        import numpy as np
+
+        from graphkit.ir.build import model_from_text, seeded
+
+        inits = {k: seeded(*shape, seed=zlib.crc32(k.encode())) for k, shape in self.weights.items()}
+        inits |= {k: np.asarray(v) for k, v in self.constants.items()}
+        return model_from_text(self.text, opset=self.opset, inits=inits)
 
 
 @dataclass(frozen=True)

@@ -14,7 +14,23 @@ import numpy as np
 import onnx_graphsurgeon as gs
 
 from graphkit.ir.graph import outer_scope_reads
-from graphkit.passes._infra import EXACT, register_pass
+from graphkit.passes._infra import EXACT, Example, register_pass
+
+EXAMPLES = (
+    Example(  # two equal initializers: the Mul reads the first
+        "g (float[2] x) => (float[2] y) { p = Add(x, a)  y = Mul(p, b) }",
+        constants={"a": np.array([1, 2], np.float32), "b": np.array([1, 2], np.float32)},
+    ),
+    Example(  # two equal Constant nodes, and an input nothing reads
+        """g (float[2] x, float[2] unused) => (float[2] y) {
+            a = Constant<value = float[2] {1, 2}>()
+            b = Constant<value = float[2] {1, 2}>()
+            p = Add(x, a)
+            y = Mul(p, b)
+        }""",
+        params={"remove_unused_inputs": True},
+    ),
+)
 
 
 @register_pass("cleanup", contract=EXACT)

@@ -34,13 +34,32 @@ import onnx_graphsurgeon as gs
 
 from graphkit.ir.graph import make_squeeze, make_unsqueeze, rank, reserve_names, subgraph_names, unique_name
 from graphkit.ir.proto import UNARY_OPS, is_onnx_domain
-from graphkit.passes._infra import EXACT, Sites, register_pass
+from graphkit.passes._infra import EXACT, Example, Sites, register_pass
 
 # Input 0 is the data; further inputs (Clip min/max) are parameters and stay as they are.
 # Every input is a broadcasting operand (numpy rules, right-aligned).
 _ELEMENTWISE = frozenset("Add Sub Mul Div Pow Max Min Sum Mean Mod PRelu Where".split())
 _LIFTABLE = UNARY_OPS | _ELEMENTWISE | {"Conv", "BatchNormalization", "Concat", "Split"}
 _AXIS_3D_TO_4D = (0, 1, 3)  # rank-3 axis a -> rank-4 axis, with the unit axis at 2
+
+
+EXAMPLES = (
+    Example(  # one grouped, dilated Conv1d with a bias
+        """g (float[2,4,16] x) => (float[2,6,15] y) {
+            y = Conv<kernel_shape=[3], pads=[1,2], dilations=[2], group=2>(x, w, b)
+        }""",
+        weights={"w": (6, 2, 3), "b": (6,)},
+    ),
+    Example(  # Conv -> Relu -> Conv is one region; before opset 13 the axes are attributes
+        """g (float[B,4,12] x) => (float[B,4,12] y) {
+            c = Conv<kernel_shape=[3], pads=[1,1]>(x, w1)
+            r = Relu(c)
+            y = Conv<kernel_shape=[1]>(r, w2)
+        }""",
+        opset=11,
+        weights={"w1": (4, 4, 3), "w2": (4, 4, 1)},
+    ),
+)
 
 
 @register_pass("conv1d_to_conv2d", contract=EXACT)

@@ -12,10 +12,31 @@ from __future__ import annotations
 
 from typing import Literal
 
+import numpy as np
 import onnx_graphsurgeon as gs
 
 from graphkit.ir.graph import fold_constants as fold
-from graphkit.passes._infra import EXACT, register_pass
+from graphkit.passes._infra import EXACT, Example, register_pass
+
+EXAMPLES = (
+    Example(  # constant arithmetic: Mul of two Constants
+        """g (float[B,3] x) => (float[B,3] y) {
+            a = Constant<value = float[3] {1, 2, 3}>()
+            b = Constant<value = float[3] {4, 5, 6}>()
+            c = Mul(a, b)
+            y = Add(x, c)
+        }""",
+    ),
+    Example(  # shape arithmetic on static dims: x / its last dim
+        """g (float[2,4,6] x) => (float[2,4,6] y) {
+            s = Shape(x)
+            w = Gather<axis=0>(s, last)
+            f = Cast<to=1>(w)
+            y = Div(x, f)
+        }""",
+        constants={"last": np.array(2, np.int64)},
+    ),
+)
 
 
 @register_pass("fold_constants", contract=EXACT)

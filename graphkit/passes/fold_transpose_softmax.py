@@ -31,7 +31,25 @@ import onnx_graphsurgeon as gs
 
 from graphkit.ir.graph import opset_of, rank
 from graphkit.ir.proto import is_onnx_domain
-from graphkit.passes._infra import EXACT, Sites, register_pass
+from graphkit.passes._infra import EXACT, Example, Sites, register_pass
+
+EXAMPLES = (
+    Example(  # AASIST's (B,N,N,1) map at opset 11: Softmax over t's axis 3 is Softmax<axis=2>(x)
+        """g (float[B,7,7,1] x) => (float[B,7,7,1] y) {
+            t = Transpose<perm=[0,1,3,2]>(x)
+            s = Softmax<axis=3>(t)
+            y = Transpose<perm=[0,1,3,2]>(s)
+        }""",
+        opset=11,
+    ),
+    Example(  # from opset 13, whatever the shape: axis perm[a]
+        """g (float[2,3,4,5] x) => (float[2,3,4,5] y) {
+            t = Transpose<perm=[0,2,3,1]>(x)
+            s = Softmax<axis=1>(t)
+            y = Transpose<perm=[0,3,1,2]>(s)
+        }""",
+    ),
+)
 
 
 @register_pass("fold_transpose_softmax", contract=EXACT)

@@ -58,7 +58,7 @@ import onnx_graphsurgeon as gs
 from graphkit.errors import PassError
 from graphkit.ir.graph import const_value, opset_of, unique_name
 from graphkit.ir.proto import is_onnx_domain
-from graphkit.passes._infra import APPROXIMATE, PassResult, Sites, register_pass
+from graphkit.passes._infra import APPROXIMATE, Example, PassResult, Sites, register_pass
 
 Interval = tuple[float, float]
 _FREE: Interval = (-math.inf, math.inf)
@@ -74,6 +74,9 @@ _DATA_SLOTS |= {op: (0, 1) for op in ("Add", "Sub", "Mul", "Div", "MatMul")}
 _RULED = (
     _SAME | set(_DATA_SLOTS) | {"ConstantOfShape", "Tanh", "Sigmoid", "Softmax", "Relu", "Neg", "Abs", "Cast"}
 )
+# logits x * 0 are exactly flat: the map folds to 1/N exactly
+_FLAT = "g (float[2,3,4] x) => (float[2,3,4] y) <float c = {0}> {z = Mul(x, c) a = Softmax(z) y = Mul(a, x)}"
+EXAMPLES = tuple(Example(_FLAT, opset=opset) for opset in (11, 13))  # N = 3*4 before 13, 4 from 13
 
 
 @register_pass("fold_uniform_attention", contract=APPROXIMATE)

@@ -13,7 +13,18 @@ from __future__ import annotations
 
 import onnx_graphsurgeon as gs
 
-from graphkit.passes._infra import EXACT, Sites, register_pass
+from graphkit.passes._infra import EXACT, Example, Sites, register_pass
+
+EXAMPLES = (
+    Example(  # an inner Identity, and one whose output is a graph output (its producer writes y)
+        """g (float[2,3] x) => (float[2,3] y) {
+            a = Relu(x)
+            b = Identity(a)
+            c = Neg(b)
+            y = Identity(c)
+        }""",
+    ),
+)
 
 
 @register_pass("remove_identity", contract=EXACT)

@@ -35,9 +35,28 @@ import onnx_graphsurgeon as gs
 
 from graphkit.ir.graph import axes_of, make_squeeze, unique_name
 from graphkit.ir.proto import is_onnx_domain
-from graphkit.passes._infra import EXACT, Sites, register_pass
+from graphkit.passes._infra import EXACT, Example, Sites, register_pass
 
 _PASS_VALUES = frozenset({"Unsqueeze", "Squeeze", "Reshape", "Flatten", "Identity", "Cast"})
+
+
+# AASIST's GraphPool: the rows of h * scores at the top-k scores
+_POOL = """g (float[{b},5,3] h) => (float[{b},2,3] y) {{
+    s = MatMul(h, w)
+    scores = Sigmoid(s)
+    top, idx = TopK<axis=1>(scores, k)
+    wide = Expand(idx, shape)
+    hs = Mul(h, scores)
+    y = GatherElements<axis=1>(hs, wide)
+}}"""
+EXAMPLES = tuple(
+    Example(
+        _POOL.format(b=batch),
+        weights={"w": (3, 1)},
+        constants={"k": np.array([2], np.int64), "shape": np.array([1, 1, 3], np.int64)},
+    )
+    for batch in (2, "B")  # offsets: constants for a static batch, Shape/Range for a symbolic one
+)
 
 
 @register_pass("replace_gather_elements", contract=EXACT)

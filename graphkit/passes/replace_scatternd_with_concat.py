@@ -34,9 +34,36 @@ import onnx_graphsurgeon as gs
 
 from graphkit.ir.graph import const_value, int64_const, unique_name
 from graphkit.ir.proto import is_onnx_domain
-from graphkit.passes._infra import EXACT, Sites, register_pass
+from graphkit.passes._infra import EXACT, Example, Sites, register_pass
 
 _SHAPE_ONLY = frozenset({"Unsqueeze", "Squeeze", "Reshape", "Flatten", "Identity", "Transpose", "Expand"})
+
+
+EXAMPLES = (
+    Example(  # two row blocks of a zero board: Concat<axis=0>(u1, u2)
+        """g (float[2,3] u1, float[2,3] u2) => (float[4,3] y) {
+            b1 = ScatterND(board, i1, u1)
+            y = ScatterND(b1, i2, u2)
+        }""",
+        constants={
+            "board": np.zeros((4, 3), np.float32),
+            "i1": np.array([[0], [1]], np.int64),
+            "i2": np.array([[2], [3]], np.int64),
+        },
+    ),
+    Example(  # a ConstantOfShape board, negative indices, and a hole that becomes zeros
+        """g (float[2,3] u1, float[1,3] u2) => (float[4,3] y) {
+            board = ConstantOfShape<value = float[1] {0}>(shape)
+            b1 = ScatterND(board, i1, u1)
+            y = ScatterND(b1, i2, u2)
+        }""",
+        constants={
+            "shape": np.array([4, 3], np.int64),
+            "i1": np.array([[0], [1]], np.int64),
+            "i2": np.array([[-1]], np.int64),
+        },
+    ),
+)
 
 
 @register_pass("replace_scatternd_with_concat", contract=EXACT)

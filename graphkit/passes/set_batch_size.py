@@ -13,7 +13,22 @@ import onnx_graphsurgeon as gs
 
 from graphkit.errors import PassError
 from graphkit.ir.graph import export_model, fold_constants, import_graph, replace_contents
-from graphkit.passes._infra import EXACT, register_pass
+from graphkit.passes._infra import EXACT, Example, register_pass
+
+EXAMPLES = (
+    Example(  # the exporters' Reshape target computed from B folds once B = 2
+        """g (float[B,4,6] x) => (float[B,24] y) {
+            s = Shape(x)
+            i0 = Constant<value = int64[1] {0}>()
+            b = Gather<axis = 0>(s, i0)
+            rest = Constant<value = int64[1] {24}>()
+            target = Concat<axis = 0>(b, rest)
+            r = Reshape(x, target)
+            y = Identity(r)
+        }""",
+        params={"batch": 2},
+    ),
+)
 
 
 @register_pass("set_batch_size", contract=EXACT)

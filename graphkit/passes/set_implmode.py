@@ -11,7 +11,14 @@ from typing import Literal
 
 import onnx_graphsurgeon as gs
 
-from graphkit.passes._infra import APPROXIMATE, PassResult, register_pass
+from graphkit.passes._infra import APPROXIMATE, Example, PassResult, register_pass
+
+EXAMPLES = (
+    Example(  # two sites reported, the graph unchanged
+        "g (float[B,3] x) => (float[B,3] y) { s = Sigmoid(x)  y = Softmax(s) }",
+        params={"op_types": ["Sigmoid", "Softmax"]},
+    ),
+)
 
 
 @register_pass("set_implmode", contract=APPROXIMATE)

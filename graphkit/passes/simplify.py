@@ -9,14 +9,32 @@ from __future__ import annotations
 
 import logging
 
+import numpy as np
 import onnx_graphsurgeon as gs
 
 from graphkit.errors import PassError
 from graphkit.ir.graph import export_model, replace_contents
 from graphkit.ir.io import fds_to_debug_log, first_line
-from graphkit.passes._infra import EXACT, register_pass
+from graphkit.passes._infra import EXACT, Example, register_pass
 
 log = logging.getLogger("graphkit.passes.simplify")
+
+
+EXAMPLES = (
+    Example(  # a Reshape target computed from the symbolic batch folds to [-1, 24]; B stays
+        """g (float[B,4,6] x) => (float[B,24] y) {
+            s = Shape(x)
+            b = Slice(s, zero, one)
+            target = Concat<axis=0>(b, rest)
+            y = Reshape(x, target)
+        }""",
+        constants={
+            "zero": np.array([0], np.int64),
+            "one": np.array([1], np.int64),
+            "rest": np.array([24], np.int64),
+        },
+    ),
+)
 
 
 @register_pass("simplify", contract=EXACT)

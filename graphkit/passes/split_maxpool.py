@@ -41,7 +41,24 @@ import onnx_graphsurgeon as gs
 
 from graphkit.ir.graph import axes_of, int64_const, rank, unique_name
 from graphkit.ir.proto import UNARY_OPS, is_onnx_domain
-from graphkit.passes._infra import EXACT, Sites, register_pass
+from graphkit.passes._infra import EXACT, Example, Sites, register_pass
+
+EXAMPLES = (
+    Example(  # a 3x4 pool with strides and pads per axis
+        """g (float[2,3,11,13] x) => (float[2,3,5,5] y) {
+            y = MaxPool<kernel_shape=[3,4], strides=[2,3], pads=[1,2,0,1]>(x)
+        }""",
+    ),
+    Example(  # the layout variant: (B,C,1,W) -> Squeeze -> Unsqueeze -> Abs -> MaxPool
+        """g (float[B,4,1,20] x) => (float[B,1,2,6] y) {
+            s = Squeeze<axes=[2]>(x)
+            u = Unsqueeze<axes=[1]>(s)
+            a = Abs(u)
+            y = MaxPool<kernel_shape=[2,3], strides=[2,3]>(a)
+        }""",
+        opset=11,
+    ),
+)
 
 # Elementwise ops with one data input (further inputs, as Clip's min/max, are scalar parameters).
 

@@ -41,10 +41,34 @@ import onnx_graphsurgeon as gs
 
 from graphkit.ir.graph import int64_const, opset_of, rank, unique_name
 from graphkit.ir.proto import UNARY_OPS, is_onnx_domain
-from graphkit.passes._infra import EXACT, Sites, register_pass
+from graphkit.passes._infra import EXACT, Example, Sites, register_pass
 
 _ELEMENTWISE = frozenset("Add Sub Mul Div Pow Max Min Sum Mean Mod PRelu Where And Or Xor".split())
 _W = 3  # the width axis of (N, C, H, W)
+
+
+EXAMPLES = (
+    Example(  # Conv -> Relu in 3 tiles of 4 columns, each reading its 1-column halo
+        """g (float[1,2,3,12] x) => (float[1,2,3,12] y) {
+            c = Conv<kernel_shape=[1,3], pads=[0,1,0,1]>(x, w, b)
+            y = Relu(c)
+        }""",
+        params={"tiles": 3, "min_width": 8},
+        weights={"w": (2, 2, 1, 3), "b": (2,)},
+    ),
+    Example(  # AASIST's residual block in small: two branches from x meet at the Add
+        """g (float[1,1,4,30] x) => (float[1,2,4,30] y) {
+            c1 = Conv<kernel_shape=[2,3], pads=[1,1,0,1]>(x, w1)
+            r = Selu(c1)
+            c2 = Conv<kernel_shape=[2,3], pads=[0,1,1,1]>(r, w2)
+            d = Conv<kernel_shape=[1,3], pads=[0,1,0,1]>(x, w3)
+            y = Add(c2, d)
+        }""",
+        opset=11,
+        params={"tiles": 2, "min_width": 16},
+        weights={"w1": (2, 1, 2, 3), "w2": (2, 2, 2, 3), "w3": (2, 1, 1, 3)},
+    ),
+)
 
 
 @register_pass("tile_conv_width", contract=EXACT)
