@@ -39,9 +39,13 @@ def ecapa_emitted(tmp_path_factory) -> Path:
 
 
 @pytest.fixture(scope="session")
-def ecapa_bs1(tmp_path_factory) -> Path:
-    """`graphkit apply recipes/ecapa.yaml --batch 1`: for tests that need one emitted model."""
+def ecapa_bs1(request, tmp_path_factory) -> Path:
+    """An ECAPA output folder holding at least the batch-1 model, for tests that need one: where
+    the slow tests run, the one they build with every batch size; else `graphkit apply
+    recipes/ecapa.yaml --batch 1` alone (seconds, not the six sizes' half minute)."""
     pytest.importorskip("torch")
+    if "not slow" not in (request.config.getoption("markexpr") or ""):
+        return request.getfixturevalue("ecapa_emitted")
     from graphkit.cli import main
 
     out = tmp_path_factory.mktemp("ecapa_bs1") / "out"

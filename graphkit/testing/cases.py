@@ -2,11 +2,11 @@
 
 The generic pipeline is what ``graphkit apply`` runs on a model it knows nothing about —
 ``simplify``, ``set_batch_size`` (where the model has a batch dim), ``conv1d_to_conv2d``,
-``cleanup`` — through the :class:`~graphkit.pipeline.manager.PassManager` with the Timing, OpCount and
+``cleanup`` — as a :class:`~graphkit.pipeline.steps.Pipeline` under the Timing, OpCount and
 Checker instruments, in apply's two stages (passes before ``set_batch_size`` once, the rest at
 the batch size). The final model is then run on onnxruntime and compared with the unmodified
-model, output by output; a failure is localised by re-running the passes with a check after
-each, as apply does.
+model, output by output; a failure is localised with :meth:`Pipeline.localise`, a check after
+every pass, as apply does.
 
 Outcomes (:data:`OUTCOMES`):
 
