@@ -162,7 +162,7 @@ def _cosine(r: np.ndarray, g: np.ndarray, near_zero: float) -> tuple[float, bool
     r, g = r[keep], g[keep]
     if r.size == 0:
         return 1.0, False
-    checked = bool(max(np.abs(r).max(), np.abs(g).max()) > near_zero)
+    checked = not negligible(r, g, near_zero)
     nr, ng = float(np.linalg.norm(r)), float(np.linalg.norm(g))
     if nr == 0.0 or ng == 0.0:
         return (1.0 if nr == ng else 0.0), checked

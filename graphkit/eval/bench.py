@@ -23,7 +23,6 @@ from graphkit.runners.base import Runner
 from graphkit.runners.select import BENCH_RUNNERS, RecipeRunners, parse_runner
 
 log = logging.getLogger("graphkit")
-_LABELS = {"export": "plain export", "graphkit": "graphkit", "ort_cuda": "graphkit", "torch": "torch"}
 
 
 @dataclass(frozen=True)
@@ -108,8 +107,7 @@ def bench(
     for b in batch_sizes:
         feeds = seeded_rows(recipe.inputs, b, recipe.parity.seed)
         for choice in choices:
-            label = _LABELS.get(choice.kind, choice.kind)
-            with factory.open(choice, b, label=label) as runner:
+            with factory.open(choice, b, label=choice.label) as runner:
                 stats = measure(runner, feeds, loops=loops, warmup=warmup)
             log.info(
                 "  bs%-3d %-13s %8.2f ms  %8.2f rows/s", b, choice.kind, stats["mean_ms"], stats["throughput"]

@@ -185,25 +185,16 @@ def evaluate(
 
     for choice in choices:
         if not choice.per_batch:
-            run(choice, _BATCH_FREE_LABELS[choice.kind], None)
+            run(choice, choice.label, None)
     for b in batch_sizes:
         for choice in choices:
             if choice.per_batch:
-                run(choice, f"{_PER_BATCH_LABELS[choice.kind]} bs{b}", b)
+                run(choice, f"{choice.label} bs{b}", b)
     for r in results[1:]:
         r.agreement = agreement(r, results[0])
     metric = main_metric(prepared.kind, bool(prepared.trials))
     n_utts, n_trials = len(prepared.utterance_ids), len(prepared.trials)
     return EvalReport(recipe, task.kind, n_utts, n_trials, metric, batch_sizes, factory.models_dir, results)
-
-
-_BATCH_FREE_LABELS = {"torch": "torch", "export": "plain export"}
-_PER_BATCH_LABELS = {
-    "graphkit": "graphkit",
-    "ort_cuda": "graphkit",
-    "ais_bench": "ais_bench",
-    "files": "files",
-}
 
 
 def _default_runners(recipe: Recipe) -> list[RunnerChoice]:

@@ -45,6 +45,16 @@ RUNNER_KINDS: tuple[str, ...] = tuple(_BACKENDS)
 EVAL_RUNNERS = ("torch", "export", "graphkit", "ort_cuda", "ais_bench", "files")
 BENCH_RUNNERS = ("export", "graphkit", "torch", "ort_cuda", "ais_bench")
 BATCH_FREE = ("torch", "export")  # any batch: run once, not once per batch size
+# what tables call each kind (ort_cuda runs the same emitted models as graphkit)
+LABELS = {
+    "torch": "torch",
+    "export": "plain export",
+    "graphkit": "graphkit",
+    "ort_cuda": "graphkit",
+    "ais_bench": "ais_bench",
+    "files": "files",
+}
+_SHAPES_FROM = "the files runner reads output shapes from it"
 _NEEDS_ARG = {"files": "DIR"}  # files=DIR; ais_bench takes an optional =DEVICE
 
 
@@ -59,6 +69,10 @@ class RunnerChoice:
     def per_batch(self) -> bool:
         """Whether it runs an emitted model of each batch size (else once, at any batch)."""
         return self.kind not in BATCH_FREE
+
+    @property
+    def label(self) -> str:
+        return LABELS[self.kind]
 
     def __str__(self) -> str:
         return self.kind if self.arg is None else f"{self.kind}={self.arg}"
@@ -149,9 +163,7 @@ class RecipeRunners:
                     raise DataError(f"{choice.arg}: output folder not found (--runner files=DIR)")
             if choice.kind in ("graphkit", "ort_cuda", "files"):
                 for b in batch_sizes:
-                    self._emitted(
-                        b, "the files runner reads output shapes from it" if choice.kind == "files" else ""
-                    )
+                    self._emitted(b, _SHAPES_FROM if choice.kind == "files" else "")
 
     def open(
         self,
@@ -217,7 +229,7 @@ class RecipeRunners:
     def _output_row_shapes(self, batch: int) -> dict[str, list[int]]:
         """Output row shapes (without the batch) from the emitted model of that batch size."""
         model = onnx.load(
-            str(self._emitted(batch, "the files runner reads output shapes from it")),
+            str(self._emitted(batch, _SHAPES_FROM)),
             load_external_data=False,
         )
         return {o.name: [d.dim_value for d in o.type.tensor_type.shape.dim][1:] for o in model.graph.output}
