@@ -376,6 +376,84 @@ def test_region_reader_inside_a_subgraph_is_served_and_the_subgraph_untouched():
             np.testing.assert_allclose(a, b, atol=1e-5)
 
 
+def all_nodes(graph: onnx.GraphProto) -> list[onnx.NodeProto]:
+    """The nodes of a graph and of its bodies, at any depth."""
+    found = []
+    for node in graph.node:
+        found.append(node)
+        for attr in node.attribute:
+            for sub in [attr.g] if attr.HasField("g") else attr.graphs:
+                found.extend(all_nodes(sub))
+    return found
+
+
+def test_regions_inside_branches_are_lifted_in_each_branch():
+    # then: Conv -> Relu -> Conv on the graph input; else: Conv on an outer value, then an inner
+    # If (on the same cond) whose branch holds a Conv of its own. Every Conv is 1-D; the
+    # branches' outputs, and the outer tensors they read, stay 3-D.
+    model = build(
+        """g (float[2,4,12] x, bool cond) => (float[2,4,12] y) {
+            a = Relu(x)
+            y = If(cond) <
+                then_branch = t () => (float[2,4,12] ty) {
+                    c1 = Conv<kernel_shape=[3], pads=[1,1]>(x, w1, b1)
+                    r1 = Relu(c1)
+                    ty = Conv<kernel_shape=[1]>(r1, w2)
+                },
+                else_branch = e () => (float[2,4,12] ey) {
+                    c2 = Conv<kernel_shape=[3], pads=[2,2], dilations=[2]>(a, w1)
+                    m2 = Mul(c2, a)
+                    ey = If(cond) <
+                        then_branch = et () => (float[2,4,12] ety) {
+                            c3 = Conv<kernel_shape=[1]>(m2, w2)
+                            ety = Sigmoid(c3)
+                        },
+                        else_branch = ee () => (float[2,4,12] eey) { eey = Neg(m2) }
+                    >
+                }
+            >
+        }""",
+        w1=weights(4, 4, 3),
+        b1=weights(4, seed=1),
+        w2=weights(4, 4, 1, seed=2),
+    )
+    out, sites = lift(model)
+    assert sites == 4  # Convs lifted: c1 and ty (one region), c2, c3
+    convs = [n for n in all_nodes(out.graph) if n.op_type == "Conv"]
+    assert len(convs) == 4 and all(len(attrs(c)["kernel_shape"]) == 2 for c in convs)
+    names = [t for n in all_nodes(out.graph) for t in n.output]
+    assert len(names) == len(set(names))
+    for flag in (True, False):
+        inputs = testing.feeds(model) | {"cond": np.array(flag)}
+        for a, b in zip(run(model, inputs), run(out, inputs)):
+            np.testing.assert_allclose(a, b, atol=1e-5)
+    again, sites = lift(out)
+    assert sites == 0
+
+
+def test_regions_inside_a_loop_body_are_lifted():
+    # the carried state h enters the body 3-D and leaves it 3-D; the Conv between is 2-D
+    model = build(
+        """g (float[1,4,8] x, int64 n) => (float[1,4,8] y) {
+            t = Constant<value = bool {1}>()
+            y = Loop(n, t, x) <
+                body = b (int64 i, bool ci, float[1,4,8] h) => (bool co, float[1,4,8] h2) {
+                    c = Conv<kernel_shape=[3], pads=[1,1]>(h, w)
+                    h2 = Tanh(c)
+                    co = Identity(ci)
+                }
+            >
+        }""",
+        w=weights(4, 4, 3),
+    )
+    out, sites = lift(model)
+    assert sites == 1
+    (conv,) = [n for n in all_nodes(out.graph) if n.op_type == "Conv"]
+    assert attrs(conv)["kernel_shape"] == [1, 3]
+    inputs = testing.feeds(model) | {"n": np.array(3)}
+    np.testing.assert_allclose(run(out, inputs)[0], run(model, inputs)[0], atol=1e-5)
+
+
 def test_second_application_changes_nothing():
     once, sites = lift(chain_model())
     assert sites == 3

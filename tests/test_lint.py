@@ -417,6 +417,37 @@ g (float[1,4,16] x) => (float[1,4,16] y) {
     assert [f.node for f in hits(m, "conv1d-chain")] == ["<Conv:a>", "<Conv:y>"]  # unnamed nodes
 
 
+def test_conv1d_chains_inside_branches_are_found_one_per_graph():
+    # was: bodies were not looked at. The branches continue the outer chain (they read a) but
+    # are chains of their own, as conv1d_to_conv2d's regions are; both define r (siblings may).
+    # The else branch's Conv is 1-D by the inferred shape of its Constant-node weight alone.
+    m = parse(
+        """
+g (float[1,4,16] x, bool c) => (float[1,4,16] y) {
+    a = Conv<pads = [1,1]>(x, w)
+    y = If (c) <
+        then_branch = t () => (float[1,4,16] ty) {
+            r = Conv<kernel_shape = [3], pads = [1,1]>(a, w)
+            s = Relu(r)
+            ty = Conv(s, w1)
+        },
+        else_branch = e () => (float[1,4,16] ey) {
+            k = Constant<value = float[4,4,1] {ONES}>()
+            r = Conv(a, k)
+            ey = Neg(r)
+        }
+    >
+}""".replace("ONES", ", ".join(["1"] * 16))
+    )
+    weights(m, w=(4, 4, 3), w1=(4, 4, 1))
+    onnx.checker.check_model(m, full_check=True)
+    found = hits(m, "conv1d-chain")
+    assert [f.node for f in found] == ["<Conv:a>", "<Conv:r>", "<Conv:r>"]
+    assert "inside a subgraph" not in found[0].message and "(1 Conv)" in found[0].message
+    assert "inside a subgraph (2 Convs, to <Conv:ty>)" in found[1].message
+    assert "inside a subgraph (1 Conv)" in found[2].message
+
+
 def test_conv2d_is_not_a_conv1d_chain():
     assert hits(CONV2D, "conv1d-chain") == []
 

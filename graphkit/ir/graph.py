@@ -5,31 +5,70 @@ Squeeze/Unsqueeze, ranks from inferred shapes, constant values, unique names acr
 moving between ModelProto and gs.Graph with shape inference, constant folding that works with
 control flow, and replacing a graph's contents in place (for passes that wrap a ModelProto tool
 such as onnxsim). Helpers on protos alone are in :mod:`graphkit.ir.proto`.
+
+Importing this module routes onnx-graphsurgeon's messages, which gs prints to stdout, to the
+``graphkit.gs`` logger at their own level (see :class:`_GsToLogging`).
 """
 
 from __future__ import annotations
 
 import contextlib
+import logging
 from collections.abc import Iterable, Iterator, Sequence
 
 import numpy as np
 import onnx
 import onnx_graphsurgeon as gs
+from onnx_graphsurgeon.logger.logger import Logger, LogMode
 
 from graphkit.errors import ModelError
-from graphkit.ir.proto import DEFAULT_IR_VERSION, infer_shapes, is_onnx_domain
+from graphkit.ir.control_flow import inline_constant_ifs
+from graphkit.ir.proto import DEFAULT_IR_VERSION, infer_shapes, is_onnx_domain, skeleton
+
+
+class _GsToLogging(Logger):
+    """gs's logger, writing to ``logging.getLogger("graphkit.gs")`` instead of stdout.
+
+    gs has no hook for where its messages go: ``Logger.log`` ends in ``print`` and
+    ``register_callback`` hears severity changes only. Every gs module holds the one
+    ``G_LOGGER`` object by import, so that object itself must route: :func:`_route_gs_logging`
+    gives it this subclass, which keeps its state (severity, once-only set) and overrides ``log``
+    alone, through which ``warning``, ``info``, ``critical`` etc. all pass.
+    """
+
+    demoted = False  # True inside quiet_gs()
+
+    def log(self, message: object, severity: int, mode: LogMode = LogMode.EACH, stack_depth: int = 2) -> None:
+        level = logging.DEBUG if self.demoted else max(int(severity), logging.DEBUG)
+        if severity < self.severity or not _GS_LOG.isEnabledFor(level):
+            return
+        if mode == LogMode.ONCE:
+            if hash(message) in self.once_logged:
+                return
+            self.once_logged.add(hash(message))
+        _GS_LOG.log(level, "%s", message() if callable(message) else message)
+
+
+def _route_gs_logging() -> None:
+    logger = gs.logger.G_LOGGER
+    if not isinstance(logger, _GsToLogging):
+        logger.__class__ = _GsToLogging
+
+
+_GS_LOG = logging.getLogger("graphkit.gs")
+_route_gs_logging()  # once, at import: graphkit's helpers are how passes reach gs
 
 
 @contextlib.contextmanager
 def quiet_gs() -> Iterator[None]:
-    """Silence onnx-graphsurgeon's own logger (it prints to stdout) for one block."""
+    """Log onnx-graphsurgeon's messages of one block at DEBUG level, whatever their severity."""
     logger = gs.logger.G_LOGGER
-    severity = logger.severity
-    logger.severity = logger.CRITICAL
+    demoted = logger.demoted
+    logger.demoted = True
     try:
         yield
     finally:
-        logger.severity = severity
+        logger.demoted = demoted
 
 
 def opset_of(graph: gs.Graph) -> int:
@@ -130,7 +169,39 @@ def import_graph(model: onnx.ModelProto, *, shapes: bool = True) -> gs.Graph:
             f"graphkit cannot rewrite a model with optional-typed graph inputs or outputs "
             f"({', '.join(optional)}): onnx-graphsurgeon does not support them"
         )
-    return gs.import_onnx(infer_shapes(model) if shapes else model)
+    if shapes:
+        infer_shapes(model)
+        _infer_body_shapes(model)
+    return gs.import_onnx(model)
+
+
+def _infer_body_shapes(model: onnx.ModelProto) -> None:
+    """Refresh the value_info of the If/Loop/Scan bodies too (proto.infer_shapes keeps the main
+    graph's only), so that passes see ranks inside bodies. A second inference, run only for
+    models that hold bodies. Stale annotations go first, as proto.infer_shapes drops the main
+    graph's: onnx inference keeps a symbolic dim it is given over the static one it infers."""
+    bodies = list(_proto_bodies(model.graph))
+    if not bodies:
+        return
+    sk = skeleton(model)
+    for body in _proto_bodies(sk.graph):
+        del body.value_info[:]
+    try:
+        inferred = onnx.shape_inference.infer_shapes(sk, data_prop=True)
+    except Exception:  # inference is advisory, as in proto.infer_shapes
+        return
+    for body, body_inferred in zip(bodies, _proto_bodies(inferred.graph)):  # same nodes, same order
+        del body.value_info[:]
+        body.value_info.extend(body_inferred.value_info)
+
+
+def _proto_bodies(graph: onnx.GraphProto) -> Iterator[onnx.GraphProto]:
+    """The bodies of ``graph``'s nodes at any depth, depth first."""
+    for node in graph.node:
+        for attr in node.attribute:
+            for body in [attr.g] if attr.type == onnx.AttributeProto.GRAPH else attr.graphs:
+                yield body
+                yield from _proto_bodies(body)
 
 
 def export_model(graph: gs.Graph, like: onnx.ModelProto | None = None) -> onnx.ModelProto:
@@ -187,6 +258,18 @@ def subgraph_names(graph: gs.Graph) -> set[str]:
     return names
 
 
+def share_names(graph: gs.Graph) -> list[gs.Graph]:
+    """The If/Loop/Scan bodies of ``graph`` at any depth, outer ones first, each made to draw
+    :func:`unique_name` from ``graph``'s names: a name made in a body is then unique across the
+    model (a body-local cache would know its own names and its bodies' only)."""
+    reserve_names(graph, ())
+    taken = graph.__dict__["_graphkit_names"]
+    bodies = list(graph.subgraphs(recursive=True))
+    for body in bodies:
+        body.__dict__["_graphkit_names"] = taken
+    return bodies
+
+
 def outer_scope_reads(graph: gs.Graph) -> set[str]:
     """Names that nodes inside the subgraphs of ``graph`` read, at any depth.
 
@@ -207,6 +290,10 @@ def fold_constants(
 ) -> gs.Graph:
     """onnx-graphsurgeon's constant folding, errors raised, for graphs with control flow too.
 
+    An If whose condition folds to a constant is replaced by the branch it takes, every output
+    kept (:mod:`graphkit.ir.control_flow`; gs's own flattening loses outputs), and folding runs
+    again over the inlined nodes, until no such If is left.
+
     Not evaluated (left as they are, their inputs folded):
 
     * Loop and Scan nodes. gs evaluates what it folds on a copy cleaned with
@@ -218,16 +305,21 @@ def fold_constants(
     * Ops that make sequences or optionals: gs types every value as a tensor, and onnxruntime
       rejects the typed copy.
     """
+    share_names(graph)  # names made here, in bodies too, are unique across the model
     if fold_shapes:
         _slice_partial_shapes(graph)
-    with quiet_gs():  # gs warns per unfoldable node, on stdout; not useful to users
-        return graph.fold_constants(
-            fold_shapes=fold_shapes,
-            partitioning=partitioning,
-            size_threshold=size_threshold,
-            error_ok=False,
-            should_exclude_node=_not_foldable,
-        )
+    while True:
+        with quiet_gs():  # gs warns per node it cannot fold; kept at DEBUG in graphkit.gs
+            graph.fold_constants(
+                fold_shapes=fold_shapes,
+                partitioning=partitioning,
+                size_threshold=size_threshold,
+                error_ok=False,
+                flatten_subgraphs=False,
+                should_exclude_node=_not_foldable,
+            )
+        if not inline_constant_ifs(graph, lambda base: unique_name(graph, base)):
+            return graph
 
 
 def _slice_partial_shapes(graph: gs.Graph) -> None:

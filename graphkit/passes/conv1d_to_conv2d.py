@@ -15,7 +15,15 @@ Concat and Split. Inside it every tensor carries a unit axis at position 2, (N,C
 so no Squeeze -> Unsqueeze pair remains between consecutive convs (the layout conversions that
 ATC inserts around each Conv1d, ascend-toolchain.md §3.3). The rewrite is faithful: kernel,
 dilation, stride, pads, group and auto_pad keep their meaning, unlike ModelZoo's fix_conv1d.py
-(seed-models.md §5.3). Subgraphs (If/Loop/Scan bodies) are left as they are.
+(seed-models.md §5.3).
+
+Regions inside If/Loop/Scan bodies, at any depth, are lifted the same way, one graph at a time
+(new names are unique across the model). A region never spans a body boundary: a body's inputs
+and outputs, and the outer tensors it reads by name, keep their 3-D form (the Unsqueeze and
+Squeeze sit inside the body). That keeps every rewrite sound without looking at the enclosing
+node: a Loop's carried values, a Scan's slices and an If's branch outputs (both branches must
+agree) keep the types the node declares. The price is one Squeeze/Unsqueeze pair where a body
+continues an outer region.
 
 Tensors read only inside a region are lifted in place (same name, 4-D shape). A tensor that
 leaves (read outside, by a subgraph, or a graph output) is written as ``<name>_4d`` and one
@@ -32,7 +40,7 @@ import networkx as nx
 import numpy as np
 import onnx_graphsurgeon as gs
 
-from graphkit.ir.graph import make_squeeze, make_unsqueeze, rank, reserve_names, subgraph_names, unique_name
+from graphkit.ir.graph import make_squeeze, make_unsqueeze, rank, share_names, unique_name
 from graphkit.ir.proto import UNARY_OPS, is_onnx_domain
 from graphkit.passes._infra import EXACT, Example, Sites, register_pass
 
@@ -66,9 +74,15 @@ EXAMPLES = (
 def conv1d_to_conv2d(graph: gs.Graph, *, sites: Sites) -> int:
     """Lift regions of 1-D convolutions and the ops between them to 2-D (N,C,L) -> (N,C,1,L).
 
-    Each region is a site, labelled by its first Conv. Returns the number of Conv nodes lifted;
-    0 leaves the graph untouched.
+    Each region is a site, labelled by its first Conv; bodies' regions are sites too. Returns
+    the number of Conv nodes lifted; 0 leaves the graph untouched.
     """
+    bodies = share_names(graph)  # outer graph first, then bodies, outer ones first
+    return sum(_lift_graph(g, sites) for g in (graph, *bodies))
+
+
+def _lift_graph(graph: gs.Graph, sites: Sites) -> int:
+    """Lift the regions of one graph (not of its bodies)."""
     for conv in graph.nodes:
         why = _conv_refusal(conv)
         if why is not None:
@@ -80,7 +94,6 @@ def conv1d_to_conv2d(graph: gs.Graph, *, sites: Sites) -> int:
     members = [node for node in graph.nodes if id(node) in chosen]  # graph order: same names
     if not members:
         return 0
-    reserve_names(graph, subgraph_names(graph))
     _Lift(graph, members).run()
     return sum(node.op == "Conv" for node in members)
 

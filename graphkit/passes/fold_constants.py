@@ -4,8 +4,9 @@ Before: Shape → Gather → Unsqueeze → Concat → Reshape chains, constant a
 After: their results as initializers; the nodes are gone.
 Uses onnx-graphsurgeon's folding (onnxruntime evaluates the constant subgraphs) with shape
 folding on, after shape inference (gs folds nothing without shapes: TensorRT#3267).
-Loop and Scan nodes are not evaluated (see :func:`graphkit.ir.graph.fold_constants`); constant If
-nodes are replaced by the branch they take.
+Loop and Scan nodes are not evaluated (see :func:`graphkit.ir.graph.fold_constants`); an If whose
+condition folds to a constant is replaced by the branch it takes, every output kept, and the
+branch's nodes are folded in turn. Folding reaches into If/Loop/Scan bodies too.
 """
 
 from __future__ import annotations
@@ -47,8 +48,12 @@ def fold_constants(
     partitioning: Literal["none", "basic", "recursive"] = "none",
     size_threshold: int | None = None,
 ) -> int:
-    """Fold constant subgraphs and shape arithmetic into initializers."""
-    before = len(graph.nodes)
+    """Fold constant subgraphs and shape arithmetic into initializers.
+
+    Returns how many nodes went, bodies included (an inlined If brings its branch's nodes into
+    the graph: the count is of nodes anywhere, not of the graph's own).
+    """
+    before = _nodes_anywhere(graph)
     fold(
         graph,
         fold_shapes=fold_shapes,
@@ -56,4 +61,8 @@ def fold_constants(
         size_threshold=size_threshold,
     )
     graph.cleanup()
-    return max(0, before - len(graph.nodes))
+    return max(0, before - _nodes_anywhere(graph))
+
+
+def _nodes_anywhere(graph: gs.Graph) -> int:
+    return len(graph.nodes) + sum(len(sub.nodes) for sub in graph.subgraphs(recursive=True))

@@ -79,8 +79,14 @@ def _walk(view: _View, graph: onnx.GraphProto, outer: Mapping[str, Any], top: bo
     local: dict[str, Any] = {t.name: t for t in graph.initializer}
     local.update({n.output[0]: n for n in graph.node if n.op_type == "Constant" and is_onnx_domain(n.domain)})
     scope = ChainMap(local, outer)  # inner names shadow outer ones, as ONNX scoping does
+    index, view.graphs = view.graphs, view.graphs + 1
+    if not top:  # the main graph's shapes are read in _view (after inference, as these)
+        view.body_shapes.update(
+            {vi.name: dims(vi) for vi in (*graph.input, *graph.value_info, *graph.output)}
+        )
+        view.body_shapes.update({t.name: list(t.dims) for t in graph.initializer})
     for node in graph.node:
-        view.sites.append(_Site(len(view.sites), node, scope, top))
+        view.sites.append(_Site(len(view.sites), node, scope, top, index))
         for attr in node.attribute:
             for sub in [attr.g] if attr.type == onnx.AttributeProto.GRAPH else attr.graphs:
                 _walk(view, sub, scope, False)

@@ -50,6 +50,7 @@ class _Site(NamedTuple):
     node: onnx.NodeProto
     consts: Mapping[str, onnx.TensorProto | onnx.NodeProto]  # in scope: initializers, Constants
     top: bool  # in the main graph (not inside an If/Loop/Scan body)
+    graph: int  # which graph: 0 for the main one, then the bodies in walk order
 
 
 @dataclass
@@ -66,6 +67,10 @@ class _View:
     shapes: dict[str, list[int | str | None] | None] = field(default_factory=dict)
     producer: dict[str, _Site] = field(default_factory=dict)  # main graph only
     consumers: dict[str, list[tuple[_Site, int]]] = field(default_factory=dict)  # (site, input index)
+    graphs: int = 0  # how many graphs the walk has entered
+    # dims of the bodies' values and initializers, the main graph's being in shapes (a name
+    # that sibling bodies both define keeps the dims of the last one walked)
+    body_shapes: dict[str, list[int | str | None] | None] = field(default_factory=dict)
 
 
 def _label(node: onnx.NodeProto) -> str:
@@ -265,8 +270,12 @@ def _kernel(v: _View, node: onnx.NodeProto) -> list[int] | None:
     attrs = _attrs(node)
     if "kernel_shape" in attrs:
         return [int(k) for k in attrs["kernel_shape"]]
-    dims = v.shapes.get(node.input[1]) if node.op_type == "Conv" and len(node.input) > 1 else None
+    dims = _dims_of(v, node.input[1]) if node.op_type == "Conv" and len(node.input) > 1 else None
     return [d if isinstance(d, int) else -1 for d in dims[2:]] if dims else None
+
+
+def _dims_of(v: _View, name: str) -> list[int | str | None] | None:
+    return v.shapes[name] if name in v.shapes else v.body_shapes.get(name)
 
 
 def _kernels(v: _View) -> _Found:
@@ -333,26 +342,31 @@ def _empty_tensor(v: _View) -> _Found:
 def _is_conv1d(v: _View, node: onnx.NodeProto) -> bool:
     if (kernel := _kernel(v, node)) is not None:
         return len(kernel) == 1
-    return len(v.shapes.get(node.input[0]) or ()) == 3
+    return len(_dims_of(v, node.input[0]) or ()) == 3
 
 
 def _conv1d_chain(v: _View) -> _Found:
-    convs = {s.order: s for s in _of(v, "Conv") if s.top and _is_conv1d(v, s.node)}
+    """One finding per chain, in the main graph and in each body: a chain never crosses a body's
+    boundary, as conv1d_to_conv2d's regions do not."""
+    convs = {s.order: s for s in _of(v, "Conv") if _is_conv1d(v, s.node)}
     chain = nx.Graph()  # 1-D Convs joined through the elementwise ops a chain runs through
-    chain.add_nodes_from(s.order for s in v.sites if s.top and s.node.op_type in ops.CONV1D_CHAIN_OPS)
+    chain.add_nodes_from(s.order for s in v.sites if s.node.op_type in ops.CONV1D_CHAIN_OPS)
     chain.add_nodes_from(convs)
+    producer = {(s.graph, out): s for s in v.sites for out in s.node.output if out}
     for site in (s for s in v.sites if s.order in chain):
-        for p in (v.producer.get(name) for name in site.node.input):
+        for p in (producer.get((site.graph, name)) for name in site.node.input):
             if p is not None and p.order in chain:
                 chain.add_edge(site.order, p.order)
     for component in nx.connected_components(chain):
         if found := sorted(o for o in component if o in convs):
+            first = convs[found[0]]
             span = f"{len(found)} Convs, to {_label(convs[found[-1]].node)}" if len(found) > 1 else "1 Conv"
+            where = "" if first.top else " inside a subgraph"
             msg = (
-                f"starts a chain of 1-D convolutions ({span}); ATC lowers each Conv1d to Conv2D with "
-                "TransData layout conversions around it (§3.3)"
+                f"starts a chain of 1-D convolutions{where} ({span}); ATC lowers each Conv1d to Conv2D "
+                "with TransData layout conversions around it (§3.3)"
             )
-            yield _at("conv1d-chain", convs[found[0]], msg, severity=WARNING, fix="conv1d_to_conv2d")
+            yield _at("conv1d-chain", first, msg, severity=WARNING, fix="conv1d_to_conv2d")
 
 
 _CHECKS: Mapping[str, Callable[[_View], _Found]] = MappingProxyType({
