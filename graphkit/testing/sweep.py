@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from graphkit.passes._infra import PassRegistry
+from graphkit.passes._onnxsim_worker import warm_up
 from graphkit.testing.cases import CRASH, TIMEOUT, Case, Outcome, run_case
 
 STARTUP_S = 180.0  # a worker's imports (onnxsim brings torch), on a loaded machine
@@ -140,7 +141,8 @@ def _serve(conn: Any, log_path: str, dynamic_batch: bool) -> None:
     logging.basicConfig(level=logging.WARNING, stream=sys.stderr)
     registry = PassRegistry()
     import onnxruntime  # noqa: F401 - imported now, outside the first case's time limit
-    import onnxsim  # noqa: F401
+
+    warm_up()  # simplify's onnxsim child (it imports onnxsim): started outside the limit too
 
     conn.send(_READY)
     while True:
