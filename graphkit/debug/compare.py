@@ -6,6 +6,9 @@ the files-runner format. A golden file is always the reference side; otherwise A
 - model vs model: both run once under onnxruntime on the same inputs (a golden file's, or
   seeded random ones) with every intermediate tensor exposed as a graph output; every tensor
   name they share is compared in A's topological order and the first abnormal one is reported.
+  A name kept for another quantity (onnxsim folds a BN into the Conv before it: the Conv's
+  name now holds the value after the BN) that does not match is "rewritten", not abnormal
+  (:func:`rewritten` says how the wiring tells).
 - model vs golden: the model runs on the golden inputs; its outputs (and any ``tensor/``
   entries of the golden) are compared by name.
 - golden vs NPU folder: the outputs msame / ais_bench wrote for the golden's batch key.
@@ -13,8 +16,8 @@ the files-runner format. A golden file is always the reference side; otherwise A
 
 Metrics (per tensor, float64, docs/ascend-toolchain.md §5.3) are :class:`graphkit.numerics.Stats`; a tensor
 is abnormal when any :class:`Thresholds` limit trips or it cannot be compared (shape mismatch,
-non-finite values that differ). As msit says, judge by the network outputs first: an
-intermediate deviation matters only when an output is off.
+non-finite values that differ); KL is kept for distributions only (:func:`compare_tensor`).
+Judge by the network outputs first (msit): an intermediate deviation matters when one is off.
 
 This module judges values and reports: metrics, rows, the report and its CSV/JSON files and the
 text rendering; it runs nothing. Producing the values (onnxruntime runs, golden files, NPU output
@@ -29,7 +32,7 @@ import io
 import json
 import math
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -42,6 +45,7 @@ Feed = dict[str, np.ndarray]  # a model's inputs by name (graphkit.debug.compare
 
 
 ELEMWISE = Tolerance(max_abs=1e-4, max_rel=None, min_cosine=None)  # the recipes' default bound
+DISTRIBUTION_SUM_TOL = 1e-3  # |Σ_axis - 1| of a distribution (float16 Softmax sums pass)
 
 
 @dataclass(frozen=True)
@@ -82,7 +86,9 @@ class Thresholds:
 @dataclass(frozen=True)
 class Row:
     """One compared tensor. ``fail_reason`` also carries notes that do not make it abnormal
-    (a dtype difference, non-finite values identical on both sides)."""
+    (a dtype difference, non-finite values identical on both sides). A ``rewritten`` row (why
+    the name holds another quantity in the candidate, where the values do not match) is never
+    abnormal; its metrics are for information."""
 
     tensor: str
     op_type: str
@@ -96,6 +102,11 @@ class Row:
     fail_reason: str = ""
     tripped: tuple[str, ...] = ()
     elemwise: Check | None = None  # graphkit's rule (Thresholds.elemwise), with its minimum tolerance
+    rewritten: str = ""
+
+    @property
+    def status(self) -> str:
+        return "rewritten" if self.rewritten else "abnormal" if self.abnormal else "ok"
 
 
 def compare_tensor(
@@ -106,20 +117,29 @@ def compare_tensor(
     op_type: str = "",
     is_output: bool = False,
     thresholds: Thresholds = Thresholds(),  # noqa: B008 - frozen, so a shared default is safe
+    wiring: str = "",
 ) -> Row:
-    """Compare one tensor pair; problems become the row's fail reason, never an exception."""
+    """Compare one tensor pair; problems become the row's fail reason, never an exception.
+
+    KL is kept only where the golden holds distributions along one of its axes (non-negative,
+    summing to 1 within DISTRIBUTION_SUM_TOL: Softmax outputs); msit computes it for every
+    non-negative tensor, where a ReLU map's "KL" measures nothing. ``wiring`` is why the name
+    may hold another quantity in the candidate (:func:`rewritten`); it excuses a mismatch and
+    never hides a match: a row that would be abnormal is "rewritten" (metrics and tripped
+    limits kept, for information), one that matches stays ok.
+    """
 
     def row(
         m: Stats | None,
         abnormal: bool,
-        reasons: list[str],
+        why: list[str],
         tripped: Sequence[str] = (),
         elem: Check | None = None,
     ) -> Row:
-        shapes = (_shape(golden), _shape(candidate))
-        dtypes = (_dtype(golden), _dtype(candidate))
-        text = "; ".join(reasons)
-        return Row(name, op_type, *shapes, *dtypes, is_output, m, abnormal, text, tuple(tripped), elem)
+        sides = (_shape(golden), _shape(candidate), _dtype(golden), _dtype(candidate))
+        excused = wiring if abnormal else ""
+        bad, text = abnormal and not excused, "; ".join(why)
+        return Row(name, op_type, *sides, is_output, m, bad, text, tuple(tripped), elem, excused)
 
     if golden is None or candidate is None:
         return row(None, True, [f"not in the {'golden' if golden is None else 'candidate'}"])
@@ -147,12 +167,23 @@ def compare_tensor(
         keep = fin_g & fin_c
         g64, c64 = g64[keep], c64[keep]
     m = stats(g64, c64)
+    if not _distribution(g):
+        m = replace(m, kl=None)
     tripped = thresholds.tripped(m, negligible=negligible(g64, c64, thresholds.elemwise.max_abs))
     waived = [t for t in thresholds.tripped(m) if t not in tripped]
     if waived:
         near = thresholds.elemwise.max_abs
         reasons.append(f"{', '.join(waived)} not applied: every value is within {near:g} of zero")
     return row(m, bad or bool(tripped), reasons, tripped, elem)
+
+
+def _distribution(g: np.ndarray) -> bool:
+    """Whether ``g`` holds distributions along an axis of size > 1 (attention pools: axis 1)."""
+    g = np.asarray(g, dtype=np.float64)  # a float16 sum in float16 drifts by more than the tolerance
+    if g.size == 0 or not np.isfinite(g).all() or (g < 0).any():
+        return False
+    axes = [a for a in reversed(range(g.ndim)) if g.shape[a] > 1]
+    return any(np.all(np.abs(g.sum(axis=a) - 1.0) <= DISTRIBUTION_SUM_TOL) for a in axes)
 
 
 def _same_but_unit_axes(a: tuple[int, ...], b: tuple[int, ...]) -> bool:
@@ -174,6 +205,64 @@ def _shape(a: np.ndarray | None) -> tuple[int, ...] | None:
 
 def _dtype(a: np.ndarray | None) -> str:
     return "" if a is None else str(np.asarray(a).dtype)
+
+
+# -- which shared names are one quantity ----------------------------------------------------
+
+Operand = tuple[str, ...]  # ("data",), ("self",), ("absent",) or ("const", name, value digest)
+Use = tuple[str, tuple[Operand, ...]]  # a node: op type (":k" for output k > 0) and its inputs
+
+
+@dataclass(frozen=True)
+class Site:
+    """Where a tensor's value is made and read in its model, seen through the nodes that keep
+    values (Identity, Squeeze, Unsqueeze, Dropout): the producer ("graph input x" or "constant"
+    for those) and the nodes that read the value (Shape and Size read none and are left out)."""
+
+    producer: Use
+    readers: tuple[Use, ...]
+
+
+def rewritten(a: Site | None, b: Site | None) -> str:
+    """Why a name of both A and B holds another quantity in B; "" when nothing says so.
+
+    The name is one quantity when its producer and its readers are the same nodes in both
+    models: the same op type (and output), as many inputs, and the same constant wherever both
+    read one (the same name, or the same values under another: a copy, a lifted copy). Data
+    inputs count by position only: a rewrite upstream may rename what flows in, not its value.
+    Values and attributes are what compare judges: a weight perturbed under its own name is a
+    divergence, a folded one (new name, new values) a rewrite. The rule is local, so the
+    tensors after a fusion are judged again.
+    """
+    if a is None or b is None:
+        return ""
+    why = []
+    if not _same_use(a.producer, b.producer):
+        why.append(f"produced by {_use_text(a.producer)} in A, {_use_text(b.producer)} in B")
+    if not (_covered(a.readers, b.readers) and _covered(b.readers, a.readers)):
+        ra, rb = (", ".join(sorted({_use_text(u) for u in s.readers})) or "nothing" for s in (a, b))
+        why.append(f"read by {ra} in A, {rb} in B")
+    return "; ".join(why)
+
+
+def _same_use(a: Use, b: Use) -> bool:
+    return a[0] == b[0] and len(a[1]) == len(b[1]) and all(map(_same_operand, a[1], b[1]))
+
+
+def _same_operand(x: Operand, y: Operand) -> bool:
+    if x[0] == y[0] == "const":
+        return x[1] == y[1] or x[2] == y[2]
+    # data on one side, a constant on the other: a subgraph folded (a Reshape's computed shape)
+    return x[0] == y[0] or {x[0], y[0]} == {"data", "const"}
+
+
+def _covered(uses: Sequence[Use], by: Sequence[Use]) -> bool:
+    return all(any(_same_use(u, v) for v in by) for u in uses)
+
+
+def _use_text(u: Use) -> str:
+    args = ("-" if o[0] == "absent" else o[1] if o[0] == "const" else "·" for o in u[1])
+    return f"{u[0]}({', '.join(args)})" if u[1] else u[0]
 
 
 @dataclass
@@ -201,7 +290,8 @@ class CompareReport:
     def counts(self) -> dict[str, int]:
         outs = [r for r in self.rows if r.is_output]
         return {
-            "compared": len(self.rows),
+            "compared": sum(not r.rewritten for r in self.rows),  # rewritten rows are not judged
+            "rewritten": sum(bool(r.rewritten) for r in self.rows),
             "abnormal": sum(r.abnormal for r in self.rows),
             "outputs": len(outs),
             "outputs_abnormal": sum(r.abnormal for r in outs),
@@ -220,7 +310,7 @@ class CompareReport:
                 "first_divergent": None if first is None else first.tensor,
                 "counts": self.counts,
                 "notes": self.notes,
-                "rows": [asdict(r) for r in self.rows],
+                "rows": [{**asdict(r), "status": r.status} for r in self.rows],
             }
         )
 
@@ -242,6 +332,7 @@ CSV_COLUMNS = (
     "KullbackLeiblerDivergence", "StandardDeviation", "MeanAbsoluteError", "RootMeanSquareError",
     "MaxRelativeError", "MeanRelativeError", "CompareFailReason", "IsPrecisionError",
     "ElementwiseOk", "MinToleranceAbs", "MinToleranceRel",  # graphkit's rule, after msit's columns
+    "Status",  # ok | abnormal | rewritten
 )  # fmt: skip
 _CSV_METRICS = ("cosine", "max_abs", "accumulated_rel", "rel_euclid", "kl")
 _CSV_METRICS_2 = ("mean_abs", "rmse", "max_rel", "mean_rel")
@@ -259,15 +350,13 @@ def csv_row(r: Row) -> list[str]:
         body = ["n/a"] * 10
     else:
         std = f"({m.golden_mean:.6g};{m.golden_std:.6g}),({m.candidate_mean:.6g};{m.candidate_std:.6g})"
-        body = [
-            *(_num(getattr(m, k)) for k in _CSV_METRICS),
-            std,
-            *(_num(getattr(m, k)) for k in _CSV_METRICS_2),
-        ]
-    reason = "; ".join(x for x in (r.fail_reason, ", ".join(r.tripped)) if x)
+        nums = [_num(getattr(m, k)) for k in (*_CSV_METRICS, *_CSV_METRICS_2)]
+        body = [*nums[: len(_CSV_METRICS)], std, *nums[len(_CSV_METRICS) :]]
+    moved = r.rewritten and f"rewritten: {r.rewritten}"
+    reason = "; ".join(x for x in (moved, r.fail_reason, ", ".join(r.tripped)) if x)
     e = r.elemwise
     elem = ["n/a"] * 3 if e is None else [str(e.ok), _num(e.min_abs), _num(e.min_rel)]
-    return [*head, *body, reason, str(r.abnormal), *elem]
+    return [*head, *body, reason, str(r.abnormal), *elem, r.status]
 
 
 def default_report_dir(a: Path, b: Path) -> Path:
@@ -292,15 +381,21 @@ def write_reports(report: CompareReport, out_dir: str | Path) -> tuple[Path, Pat
 
 
 def render(report: CompareReport, limit: int = 10) -> str:
-    """Outputs first, then the first divergent tensor and the worst ``limit`` intermediates."""
+    """Outputs first, then the worst ``limit`` intermediates, the rewritten tensors and the
+    first divergent tensor."""
     outs = [r for r in report.rows if r.is_output]
-    inner = [r for r in report.rows if not r.is_output]
+    inner = [r for r in report.rows if not r.is_output and not r.rewritten]
+    moved = [r for r in report.rows if r.rewritten]
     worst = sorted(inner, key=_badness)[:limit]
     lines = [f"golden: {report.golden}", f"candidate: {report.candidate}", ""]
     lines += _table("network outputs", outs)
     first = report.first_divergent
     if inner:
         lines += ["", *_table(f"worst {len(worst)} of {len(inner)} intermediate tensors", worst)]
+    if moved:
+        lines += ["", f"rewritten ({len(moved)}; another quantity under the same name, not judged):"]
+        lines += [f"  {r.tensor} ({r.op_type or '-'}): {r.rewritten}" for r in moved[:limit]]
+        lines += [f"  ... and {len(moved) - limit} more (compare.csv)"] if len(moved) > limit else []
     lines.append("")
     if first is None:
         lines.append("first divergent tensor: none (every compared tensor is within the thresholds)")
@@ -315,7 +410,8 @@ def render(report: CompareReport, limit: int = 10) -> str:
     )
     c = report.counts
     verdict = "PASS" if report.outputs_ok else "FAIL"
-    extra = "".join(f", {v} {k.replace('_', ' ')}" for k, v in report.skipped.items() if v)
+    skipped = {"rewritten": c["rewritten"], **report.skipped}
+    extra = "".join(f", {v} {k.replace('_', ' ')}" for k, v in skipped.items() if v)
     lines.append(
         f"{c['compared']} tensors compared, {c['abnormal']} abnormal{extra}; "
         f"network outputs: {c['outputs'] - c['outputs_abnormal']}/{c['outputs']} within thresholds: {verdict}"
@@ -330,26 +426,16 @@ def _badness(r: Row) -> tuple:
 
 def _table(title: str, rows: Sequence[Row]) -> list[str]:
     head = (
-        "tensor",
-        "op",
-        "shape",
-        "cosine",
-        "max|Δ|",
-        "rel-euclid",
-        "KL",
-        "RMSE",
-        "mean-rel",
-        "elemwise",
-        "min tol",
-        "status",
-    )
+        "tensor", "op", "shape", "cosine", "max|Δ|", "rel-euclid", "KL", "RMSE", "mean-rel", "elemwise",
+        "min tol", "status",
+    )  # fmt: skip
     table = [head]
     for r in rows:
         m = r.metrics
         nums = ["-"] * 6
         if m is not None:
             rest = (m.max_abs, m.rel_euclid, m.kl, m.rmse, m.mean_rel)
-            nums = [f"{m.cosine:.6f}", *("n/a" if v is None else f"{v:.4g}" for v in rest)]
+            nums = [f"{m.cosine:.6f}", *("-" if v is None else f"{v:.4g}" for v in rest)]  # KL
         e = r.elemwise
         nums += ["-", "-"] if e is None else ["ok" if e.ok else "FAIL", f"{e.min_abs:.2g} | {e.min_rel:.2g}"]
         status = "ABNORMAL" if r.abnormal else "ok"

@@ -4,8 +4,10 @@
 judging them. This module does the first: it runs models under onnxruntime with every
 intermediate tensor exposed as a graph output (seeded or golden inputs), loads golden files and
 reads NPU output folders, and pairs the values up by name for each case of A vs B (model vs
-model, model vs golden, golden vs NPU folder, golden vs golden). The metrics, the report, its
-CSV/JSON files and the CLI are in :mod:`graphkit.debug.compare`.
+model, model vs golden, golden vs NPU folder, golden vs golden); for model vs model it also
+reads where each tensor sits in its graph (:func:`_sites`), the evidence that
+:func:`graphkit.debug.compare.rewritten` weighs. The metrics, the report, its CSV/JSON files
+and the CLI are in :mod:`graphkit.debug.compare`.
 
 It is a module of its own because it is where the I/O and onnxruntime live, while compare.py is
 pure arithmetic on arrays; it imports compare.py (thresholds, rows, the report), never the
@@ -14,22 +16,26 @@ other way round.
 
 from __future__ import annotations
 
+import functools
+import hashlib
 import logging
-from collections.abc import Mapping
-from dataclasses import dataclass
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 import numpy as np
 import onnx
+from onnx import numpy_helper
 
-from graphkit.debug.compare import CompareReport, Feed, Thresholds, compare_tensor
+from graphkit.debug.compare import CompareReport, Feed, Site, Thresholds, compare_tensor, rewritten
 from graphkit.errors import DataError, ModelError, UsageError
 from graphkit.ir.proto import is_onnx_domain
 from graphkit.recipe import MAX_BATCH
 
 if TYPE_CHECKING:
     from graphkit.data.golden import Golden
+    from graphkit.debug.compare import Operand, Use
 
 log = logging.getLogger("graphkit.debug.compare")
 
@@ -101,6 +107,7 @@ class _Run:
     op_types: dict[str, str]
     outputs: tuple[str, ...]
     untyped: int  # intermediates left out: neither shape inference nor onnxruntime typed them
+    sites: dict[str, Site] = field(default_factory=dict)  # where each tensor sits (model vs model)
 
 
 def _node_tensors(graph: onnx.GraphProto) -> tuple[list[str], dict[str, str]]:
@@ -119,6 +126,84 @@ def _node_tensors(graph: onnx.GraphProto) -> tuple[list[str], dict[str, str]]:
                 ops[name] = node.op_type
                 order.append(name)
     return order, ops
+
+
+_VIEWS = frozenset({"Identity", "Squeeze", "Unsqueeze", "Dropout"})  # output 0 holds input 0's values
+_NO_VALUE = frozenset({"Shape", "Size"})  # they read a tensor's shape only
+
+
+def _sites(graph: onnx.GraphProto, names: Iterable[str]) -> dict[str, Site]:
+    """The :class:`~graphkit.debug.compare.Site` of each name, from the graph's own nodes (a
+    subgraph that reads a tensor is not counted among its readers)."""
+    made: dict[str, tuple[onnx.NodeProto, int]] = {}
+    readers: dict[str, list[onnx.NodeProto]] = {}
+    consts: dict[str, onnx.TensorProto | onnx.AttributeProto] = {t.name: t for t in graph.initializer}
+    for node in graph.node:
+        if node.op_type == "Constant" and is_onnx_domain(node.domain) and len(node.attribute) == 1:
+            consts[node.output[0]] = node.attribute[0]
+        made.update((name, (node, k)) for k, name in enumerate(node.output))
+        for name in dict.fromkeys(node.input):
+            readers.setdefault(name, []).append(node)
+    digests: dict[str, str] = {}
+
+    def view(node: onnx.NodeProto) -> bool:
+        return node.op_type in _VIEWS and is_onnx_domain(node.domain) and bool(node.input)
+
+    def source(name: str) -> str:  # back through the views that made it
+        while name in made and made[name][1] == 0 and view(made[name][0]):
+            name = made[name][0].input[0]
+        return name
+
+    def operand(name: str, me: str) -> Operand:
+        s = source(name) if name else ""
+        if s in consts:
+            if s not in digests:
+                digests[s] = _digest(consts[s])
+            return ("const", s, digests[s])
+        return ("absent",) if not s else ("self",) if s == me else ("data",)
+
+    def use(node: onnx.NodeProto, me: str, op: str) -> Use:
+        ins = list(node.input)
+        while ins and not ins[-1]:  # trailing optional inputs left out
+            ins.pop()
+        return op, tuple(operand(i, me) for i in ins)
+
+    @functools.cache
+    def site(s: str) -> Site:
+        if s in consts:
+            producer: Use = ("constant", (operand(s, ""),))
+        elif s in made:
+            node, k = made[s]
+            producer = use(node, s, f"{node.op_type}:{k}" if k else node.op_type)
+        else:
+            producer = (f"graph input {s}", ())
+        found, todo, seen = [], [s], set()
+        while todo:  # the readers of s and of its views
+            name = todo.pop()
+            for node in readers.get(name, ()):
+                if view(node) and node.input[0] == name:
+                    todo.append(node.output[0])
+                elif node.op_type not in _NO_VALUE and id(node) not in seen:
+                    seen.add(id(node))
+                    found.append(use(node, s, node.op_type))
+        return Site(producer, tuple(found))
+
+    return {n: site(source(n)) for n in names}
+
+
+def _digest(t: onnx.TensorProto | onnx.AttributeProto) -> str:
+    """A constant's dtype, shape without its size-1 axes and a hash of its values: equal for a
+    renamed copy, a lifted copy (w (O,I,K) as (O,I,1,K)) or a Constant made an initializer."""
+    if isinstance(t, onnx.AttributeProto):
+        if not t.HasField("t"):  # value_float, value_ints, ...: as written
+            return hashlib.blake2b(t.SerializeToString(), digest_size=16).hexdigest()
+        t = t.t
+    data = t.raw_data
+    if not data:
+        a = numpy_helper.to_array(t)
+        data = t.SerializeToString(deterministic=True) if a.dtype == object else a.tobytes()
+    dims = [d for d in t.dims if d != 1]
+    return f"{t.data_type}{dims}:" + hashlib.blake2b(data, digest_size=16).hexdigest()
 
 
 def _seeded_feed(model: onnx.ModelProto, batch: int | None, seed: int, label: str) -> Feed:
@@ -178,9 +263,11 @@ def _run(
     *,
     batch: int | None = None,
     seed: int = 0,
+    wiring: bool = False,
 ) -> tuple[_Run, Feed]:
     """Load the model, expose ``wanted`` intermediates (None: all), run it once; returns the
-    values and the feed used (seeded from its inputs when ``feed`` is None).
+    values and the feed used (seeded from its inputs when ``feed`` is None), with the tensors'
+    sites when ``wiring``.
 
     The loaded model is private to this call and edited in place (never copied), so a large
     model is held once as a proto and, while onnxruntime loads it, once as bytes.
@@ -191,6 +278,7 @@ def _run(
     label = str(path)
     model = load_model(path)
     order, ops = _node_tensors(model.graph)
+    sites = _sites(model.graph, order) if wiring else {}
     outputs = tuple(o.name for o in model.graph.output)
     feed = _seeded_feed(model, batch, seed, label) if feed is None else feed
     fed = _feed_for(model, feed, label)
@@ -225,7 +313,8 @@ def _run(
         bare = []
     del model
     untyped = len(bare)
-    return _Run(values, [*order, *(o for o in outputs if o not in ops)], ops, outputs, untyped), feed
+    order += [o for o in outputs if o not in ops]
+    return _Run(values, order, ops, outputs, untyped, sites), feed
 
 
 def _ort(model: onnx.ModelProto, feed: Feed, fetch: list[str], label: str) -> dict[str, np.ndarray]:
@@ -250,8 +339,10 @@ def _model_vs_model(
         if batch is not None and golden.batch is not None and batch != golden.batch:
             raise UsageError(f"--batch {batch} conflicts with {inputs}, whose batch is {golden.batch}")
         feed, source = golden.inputs, f"inputs of {inputs}"
-    ra, feed = _run(a, feed, set() if outputs_only else None, batch=batch, seed=seed)
-    rb, _ = _run(b, feed, set(ra.outputs if outputs_only else ra.values), batch=batch, seed=seed)
+    wiring = not outputs_only
+    ra, feed = _run(a, feed, set() if outputs_only else None, batch=batch, seed=seed, wiring=wiring)
+    wanted = set(ra.outputs if outputs_only else ra.values)
+    rb, _ = _run(b, feed, wanted, batch=batch, seed=seed, wiring=wiring)
     if not set(ra.values) & set(rb.values):
         raise ModelError(
             f"{a} and {b} share no tensor name (outputs: {', '.join(ra.outputs)} vs {', '.join(rb.outputs)})"
@@ -265,11 +356,9 @@ def _model_vs_model(
             only += 1  # renamed or removed by a rewrite: nothing to compare it with
             continue
         op = ra.op_types.get(name, "")
-        rows.append(
-            compare_tensor(
-                name, ra.values[name], rb.values.get(name), op_type=op, is_output=is_out, thresholds=t
-            )
-        )
+        moved = "" if is_out else rewritten(ra.sites.get(name), rb.sites.get(name))  # outputs: judged
+        pair = (ra.values[name], rb.values.get(name))
+        rows.append(compare_tensor(name, *pair, op_type=op, is_output=is_out, thresholds=t, wiring=moved))
     skipped = {"untyped": ra.untyped + rb.untyped, "not_in_candidate": only}
     return CompareReport(
         f"{a} (onnxruntime)", f"{b} (onnxruntime)", "model-model", t, rows, [f"fed {source}"], skipped
