@@ -595,9 +595,12 @@ def test_input_shape_arg():
 @pytest.mark.parametrize(
     ("shapes", "match"),
     [
-        ({"a:b": [1]}, r"cannot express a name containing ':', ';', ','.*rename the model input"),
-        ({"a;b": [1]}, r"rename the model input"),
-        ({"a,b": [1]}, r"rename the model input"),
+        (
+            {"a:b": [1]},
+            r"cannot express a name containing ':', ';', ','.*rename the input with the rename_io pass",
+        ),
+        ({"a;b": [1]}, r"rename the input with the rename_io pass"),
+        ({"a,b": [1]}, r"rename the input with the rename_io pass"),
         ({"x": [-1, 3]}, r"-1 asks for a dynamic dim; graphkit emits static models"),
         ({"x": [0, 3]}, r"dim 0 must be positive"),
         ({"x": [True]}, r"dim True is not an integer"),
@@ -630,7 +633,7 @@ def test_validate_inputs_ok():
         ({"mel": [4, 80]}, ECAPA_INPUTS, r"'mel' has rank 2, the model input has rank 3"),
         ({"mel": [4, 64, 200]}, ECAPA_INPUTS, r"'mel' dim 1 is 64, the model fixes it to 80"),
         ({"mel": [4, 80, 200]}, {**ECAPA_INPUTS, "len": ["b"]}, r"'len' has symbolic dims"),
-        ({"a;b": [1]}, {"a;b": [1]}, r"rename the model input"),
+        ({"a;b": [1]}, {"a;b": [1]}, r"rename the input with the rename_io pass"),
         (
             {"x": [1, 1, 1, 1, 1], "y": [1]},
             {"x": [1, 1, 1, 1, 1], "y": [1]},

@@ -52,7 +52,7 @@ def test_stages_split_at_set_batch_size_or_add_it():
 def test_the_batch_reaches_set_batch_size_as_an_override_and_is_recorded():
     p = Pipeline.from_steps([step("set_batch_size")], where="x")
     model, records = p.run(PassManager(REGISTRY, [Timing()]), tiny.conv1d_chain(), stage="per_batch", batch=3)
-    assert records[0].params == {"batch": 3, "axis": 0} and records[0].batch == 3
+    assert records[0].params == {"batch": 3, "axis": 0, "axes": None} and records[0].batch == 3
     assert model.graph.input[0].type.tensor_type.shape.dim[0].dim_value == 3
     assert 0 < records[0].seconds < 60  # Timing keeps its start to itself; the record gets the time
     # the manager alone knows no pass by name: without an override the recipe's value runs
@@ -73,7 +73,8 @@ def test_the_manifest_records_the_parameters_each_pass_ran_with(tmp_path):
     assert main(["-q", "apply", str(tmp_path / "r.yaml"), "-o", str(tmp_path / "out"), "--no-lint"]) == 0
     manifest = json.loads((tmp_path / "out" / "manifest.json").read_text())
     ran = {b["batch"]: b["passes"][0]["params"] for b in manifest["batches"]}
-    assert ran == {1: {"batch": 1, "axis": 0}, 4: {"batch": 4, "axis": 0}}
+    axes = {"x": 0}  # the batch axis of each input, from the recipe shapes
+    assert ran == {1: {"batch": 1, "axis": 0, "axes": axes}, 4: {"batch": 4, "axis": 0, "axes": axes}}
 
 
 def test_keep_only_and_select_sites_drive_a_partial_run():

@@ -87,7 +87,7 @@ def test_shipped_recipes_validate():
         (mutate(batch_sizes=[4, 4]), "batch_sizes: batch sizes must be unique"),
         (mutate(inputs__mel__shape=["B", -80, 200]), "inputs.mel.shape[1]: -80 is below the minimum 1"),
         (mutate(inputs__mel__shape=["B", "T", 200]), "only the batch dim may be symbolic"),
-        (mutate(inputs__mel__shape="B,80,200"), "inputs.mel.shape: expected a non-empty list"),
+        (mutate(inputs__mel__shape="B,80,200"), "inputs.mel.shape: expected a list (empty for a scalar)"),
         (mutate(inputs__mel__dtype="float"), "inputs.mel.dtype: 'float' is not one of"),
         (mutate(source__weights="missing.pt"), "source.weights: file not found"),
         (mutate(source__opset=19), "source.opset: 19 is above the maximum 17"),

@@ -28,7 +28,7 @@ def test_second_run_changes_nothing():
 
 def test_refuses_a_different_static_batch():
     once, _ = testing.apply_pass(tiny.conv1d_chain(), "set_batch_size", batch=3)
-    with pytest.raises(PassError, match="static batch 3"):
+    with pytest.raises(PassError, match="static dim 3 on its batch axis 0"):
         testing.apply_pass(once, "set_batch_size", batch=4)
 
 
@@ -64,3 +64,28 @@ def test_optional_graph_inputs_are_refused_clearly():
     )
     with pytest.raises(ModelError, match="optional-typed graph inputs or outputs"):
         testing.rewrite(model, "set_batch_size", batch=1)
+
+
+STATEFUL = """g (float[B,4] x, float[2,B,3] state, float[1,1,5] h) => (float[B,4] y, float[2,B,3] state_out) {
+    s = Shape(x)
+    b = Gather<axis = 0>(s, zero)
+    target = Concat<axis = 0>(b, four)
+    r = Reshape(x, target)
+    y = Relu(r)
+    state_out = Neg(state)
+}"""
+
+
+def test_sets_only_the_declared_batch_axes():
+    """A state [2, B, 3] has its batch on axis 1; h [1, 1, 5] has none and keeps its shape
+    (today's tools read axis 0 of every input as the batch and refuse the state)."""
+    model = testing.build(STATEFUL, zero=np.array([0], np.int64), four=np.array([4], np.int64))
+    once, result = testing.apply_pass(model, "set_batch_size", batch=3, axes={"x": 0, "state": 1})
+    assert result.sites == 2
+    dims = {vi.name: [d.dim_value for d in vi.type.tensor_type.shape.dim] for vi in once.graph.input}
+    assert dims == {"x": [3, 4], "state": [2, 3, 3], "h": [1, 1, 5]}
+    outs = {vi.name: [d.dim_value for d in vi.type.tensor_type.shape.dim] for vi in once.graph.output}
+    assert outs == {"y": [3, 4], "state_out": [2, 3, 3]}
+    testing.assert_same_numbers(model, once)
+    with pytest.raises(PassError, match="static dim 2 on its batch axis 0"):
+        testing.apply_pass(model, "set_batch_size", batch=3)  # axis 0 everywhere: the state's 2

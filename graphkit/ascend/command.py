@@ -40,7 +40,8 @@ def _check_shapes(shapes: Mapping[str, Sequence[int]], where: str) -> None:
         if BAD_INPUT_CHARS.search(name):
             raise AtcConfigError(
                 f"{at}: ATC's --input_shape cannot express a name containing ':', "
-                "';', ',' or control characters; rename the model input"
+                "';', ',' or control characters; rename the input with the rename_io pass "
+                f"({{pass: rename_io, with: {{inputs: {{'{name}': {_safe_name(name)}}}}}}})"
             )
         if isinstance(dims, str | bytes) or not isinstance(dims, Sequence):
             raise AtcConfigError(f"{at}: expected a list of dims, got {dims!r}")
@@ -54,6 +55,11 @@ def _check_shapes(shapes: Mapping[str, Sequence[int]], where: str) -> None:
                 )
             if dim < 1:
                 raise AtcConfigError(f"{at}: dim {dim} must be positive (ATC refuses zero dims)")
+
+
+def _safe_name(name: str) -> str:
+    safe = re.sub(r"\W+", "_", name).strip("_")
+    return safe or "input"
 
 
 def input_shape_arg(shapes: Mapping[str, Sequence[int]]) -> str:

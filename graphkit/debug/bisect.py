@@ -119,7 +119,7 @@ def bisect_recipe(
     source = load_source(recipe, weights=weights)
     pipeline = Pipeline.from_recipe(recipe)
     steps = pipeline.steps
-    feeds = Feeds(recipe, source.model, source.outputs) if gate_factory is None else None
+    feeds = Feeds(recipe, source.reference, source.outputs) if gate_factory is None else None
 
     def make_gate(b: int) -> tuple[str, Gate]:
         if gate_factory is not None:
@@ -307,7 +307,7 @@ def metric_gate_factory(
 
     def factory(source: Any, batch: int) -> tuple[str, Gate]:
         gate = MetricGate(recipe, data, chosen, max_delta, batch)
-        gate.reference = gate.value(source.model)
+        gate.reference = gate.value(source.reference)
         log.info("bisect gate: %s = %.6g for the unmodified model", chosen, gate.reference)
         return gate.name, gate
 

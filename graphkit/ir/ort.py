@@ -9,7 +9,7 @@ times on large batches, where the arena's over-allocation cost memory (AASIST-L 
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import numpy as np
@@ -46,13 +46,25 @@ def session(
     return ort.InferenceSession(data, opts, providers=list(providers))
 
 
-def run_model(model: onnx.ModelProto | bytes, feeds: Sequence[Feed], outputs: Sequence[str]) -> list[Feed]:
-    """Run every feed through the model; returns one {output: array} per feed."""
+def run_model(
+    model: onnx.ModelProto | bytes,
+    feeds: Sequence[Feed],
+    outputs: Sequence[str],
+    *,
+    names: Mapping[str, str] | None = None,
+) -> list[Feed]:
+    """Run every feed through the model; returns one {output: array} per feed. ``names`` maps
+    feed and output names to the model's (after a rename); feeds for inputs the model does not
+    have (bound to constants) are left out. Results are keyed by the names asked for."""
+    names = dict(names or {})
     try:
         sess = session(model)
+        have = {i.name for i in sess.get_inputs()}
+        asked = [names.get(o, o) for o in outputs]
         results = []
         for feed in feeds:
-            values = sess.run(list(outputs), feed)
+            given = {names.get(k, k): v for k, v in feed.items()}
+            values = sess.run(asked, {k: v for k, v in given.items() if k in have})
             results.append(dict(zip(outputs, values)))
     except MemoryError:
         raise

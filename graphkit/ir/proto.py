@@ -8,7 +8,7 @@ uses these; :mod:`graphkit.ir.graph` holds the helpers for passes, which edit ``
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 
 import numpy as np
 import onnx
@@ -142,3 +142,55 @@ def conv_spatial_rank(
         return len(inits[node.input[1]].dims) - 2
     rank_ = (ranks or {}).get(node.input[0])
     return None if rank_ is None else rank_ - 2
+
+
+def pin_input_dims(model: onnx.ModelProto, shapes: Mapping[str, Sequence[int | str]]) -> onnx.ModelProto:
+    """A copy of ``model`` whose graph inputs declare ``shapes`` (ints: static dims; strings:
+    the symbolic batch), with value_info re-inferred; ``model`` itself when it declares them
+    already. A model whose frame count or image size is unknown then shows shape inference,
+    the passes and lint the dims that ATC's --input_shape will fix."""
+    wanted = {vi.name: vi for vi in model.graph.input if vi.name in shapes}
+    if all(_declares(vi, shapes[name]) for name, vi in wanted.items()):
+        return model
+    out = onnx.ModelProto()
+    out.CopyFrom(model)
+    for vi in out.graph.input:
+        if vi.name in shapes and not _declares(vi, shapes[vi.name]):
+            shape = vi.type.tensor_type.shape
+            shape.ClearField("dim")
+            for d in shapes[vi.name]:
+                dim = shape.dim.add()
+                if isinstance(d, str):
+                    dim.dim_param = d
+                else:
+                    dim.dim_value = d
+    del out.graph.value_info[:]  # inferred with the old dims
+    return infer_shapes(out)
+
+
+def _declares(vi: onnx.ValueInfoProto, want: Sequence[int | str]) -> bool:
+    t = vi.type.tensor_type
+    if not t.HasField("shape") or len(t.shape.dim) != len(want):
+        return False
+    for d, w in zip(t.shape.dim, want):
+        if isinstance(w, int) and not (d.HasField("dim_value") and d.dim_value == w):
+            return False
+        if isinstance(w, str) and not d.HasField("dim_param"):
+            return False
+    return True
+
+
+def declare_output_shapes(model: onnx.ModelProto, shapes: Mapping[str, Sequence[int]]) -> bool:
+    """Make the graph outputs declare the static ``shapes`` an emitted model gives (a Squeeze
+    at batch 1 gives rank 0; exporters write -1 or stale symbols); True when one changed."""
+    changed = False
+    for vi in model.graph.output:
+        want = shapes.get(vi.name)
+        if want is None or _declares(vi, list(want)):
+            continue
+        shape = vi.type.tensor_type.shape
+        shape.ClearField("dim")
+        for w in want:
+            shape.dim.add().dim_value = int(w)
+        changed = True
+    return changed

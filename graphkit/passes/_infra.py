@@ -34,11 +34,13 @@ BUILTIN_MODULES = tuple(
     f"graphkit.passes.{name}"
     for name in (
         "cleanup",
+        "bind_inputs",
         "conv1d_to_conv2d",
         "fold_constants",
         "fold_transpose_softmax",
         "fold_uniform_attention",
         "remove_identity",
+        "rename_io",
         "replace_gather_elements",
         "replace_scatternd_with_concat",
         "set_batch_size",
@@ -147,7 +149,8 @@ class Example:
     without the ``<ir_version, opset_import>`` header (``opset`` fills it in); ``params`` are
     the pass's parameters. Initializers: ``weights`` gives seeded float32 tensors of the given
     shapes (each name its own seed), ``constants`` exact values (``np.asarray``'d: spell the
-    dtype out, ``np.array([2], np.int64)``).
+    dtype out, ``np.array([2], np.int64)``). ``inputs``: input values the numbers are checked
+    on instead of seeded ones (an input the pass binds to a value gets that value).
     """
 
     text: str
@@ -155,6 +158,7 @@ class Example:
     opset: int = 13
     weights: Mapping[str, tuple[int, ...]] = field(default_factory=dict)
     constants: Mapping[str, Any] = field(default_factory=dict)
+    inputs: Mapping[str, Any] = field(default_factory=dict)  # fixed input values (bound inputs)
 
     def model(self) -> onnx.ModelProto:
         """The example as a model, checked by the full ONNX checker."""

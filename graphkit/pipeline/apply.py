@@ -23,23 +23,25 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import onnx
 
 from graphkit import ascend as atc_mod
+from graphkit._util import one_line
 from graphkit.errors import PassError, UsageError
 from graphkit.ir.io import sha256_bytes, write_bytes
 from graphkit.ir.ort import OrtFailure
-from graphkit.ir.proto import input_dims
+from graphkit.ir.proto import declare_output_shapes, input_dims
 from graphkit.passes._infra import PassRegistry
 from graphkit.pipeline.events import PassRecord
 from graphkit.pipeline.expect import check_ops
 from graphkit.pipeline.instruments import Checker, Dump, Expect, Instrument, OpCount, Parity, Progress, Timing
 from graphkit.pipeline.manager import PassManager
-from graphkit.pipeline.reference import Feeds, Reference
+from graphkit.pipeline.reference import Feeds, Measurement, Reference
 from graphkit.pipeline.report import ApplyResult, BatchResult, build_manifest
 from graphkit.pipeline.source import load_source
 from graphkit.pipeline.steps import Pipeline
-from graphkit.recipe import InputSpec, Recipe
+from graphkit.recipe import Recipe
 
 log = logging.getLogger("graphkit")
 DEFAULT_LINT_CANN = "8.0"  # the CANN release lint assumes when the recipe's atc block names none
@@ -70,8 +72,9 @@ def apply_recipe(
     registry = registry or PassRegistry()
     _refuse_overwrite(recipe, out_dir, batch_sizes, weights)
     source = load_source(recipe, weights=weights)
+    final_inputs = _final_dims(recipe, input_dims(source.model))
     for b in batch_sizes:  # the ATC rules are checked before any work or any file
-        atc_mod.validate_inputs(recipe.atc, _shapes(recipe.inputs, b), input_dims(source.model))
+        atc_mod.validate_inputs(recipe.atc, _shapes(recipe, b), final_inputs)
     pipeline = Pipeline.from_recipe(recipe)
 
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -79,7 +82,7 @@ def apply_recipe(
     try:
         base: list[Instrument] = [Timing(), OpCount(), Checker(), Expect()]
         dump_dir = out_dir / "passes" if dump_passes else None
-        feeds = Feeds(recipe, source.model, source.outputs) if parity or save_golden else None
+        feeds = Feeds(recipe, source.reference, source.outputs) if parity or save_golden else None
         manager = PassManager(registry, [*base, *_dump(dump_dir, "all"), Progress("all ")])
         extra: list[Instrument] = [Parity(feeds.stage1(), "")] if feeds is not None else []
         model, records = pipeline.run(manager, source.model, stage="once", extra=extra)
@@ -94,14 +97,19 @@ def apply_recipe(
             figures = None
             if parity and feeds is not None:  # loading into onnxruntime also checks the weights
                 ref_b = feeds.for_batch(b)
-                figures = _check_batch(ref_b, data, b)
-                if figures is None:  # breach: localise it to a pass, with a check after each
+                measured = _check_batch(ref_b, data, b)
+                if measured is None:  # breach: localise it to a pass, with a check after each
                     check = Parity(ref_b, f", batch {b}")
                     final, brecords = pipeline.localise(bm, model, check=check, batch=b)
                     data = final.SerializeToString()
-                    figures = brecords[-1].parity
+                    measured = ref_b.measure(data, where=f"at batch {b}")
+                figures = measured.figures()
+                shapes = {_renamed(recipe, k): np.shape(v) for k, v in measured.outputs[0].items()}
             else:
-                check_model_full(final, f"batch {b}")
+                shapes = _inferred_output_shapes(final)
+            if declare_output_shapes(final, shapes):  # what the static model really gives
+                data = final.SerializeToString()
+            check_model_full(final, f"batch {b}", weights=not parity)
             if recipe.expect_ops:
                 check_ops(final, recipe.expect_ops, f"{recipe.path}: batch {b}")
             findings = _lint(recipe, final, b, seen_lint) if lint else None
@@ -117,8 +125,8 @@ def apply_recipe(
         fusion = atc_mod.fusion_switch_json(settings)
         commands = []
         for br in batches:
-            shapes = _shapes(recipe.inputs, br.batch)
-            atc_mod.validate_inputs(settings, shapes, input_dims(source.model))
+            shapes = _shapes(recipe, br.batch)
+            atc_mod.validate_inputs(settings, shapes, final_inputs)
             br.atc_command = atc_mod.atc_command(
                 settings,
                 model=br.file,
@@ -222,28 +230,60 @@ def _dump(directory: Path | None, prefix: str) -> list[Instrument]:
     return [Dump(directory, prefix)] if directory is not None else []
 
 
-def check_model_full(model: onnx.ModelProto, what: str) -> None:
-    """The full ONNX checker (weights included) on a model about to be written."""
+def check_model_full(model: onnx.ModelProto, what: str, *, weights: bool = True) -> None:
+    """What ``onnx.checker.check_model(full_check=True)`` checks, on a model about to be
+    written: the checker (weights included; ``weights=False`` where onnxruntime has just loaded
+    the model, which checked them, and the checker would cost seconds on a 130 MB model), then
+    strict shape inference with type checks on its skeleton (declared output shapes must be
+    the inferred ones)."""
+    from graphkit.ir.proto import skeleton
+
     try:
-        onnx.checker.check_model(model)
-    except onnx.checker.ValidationError as exc:
-        raise PassError(f"{what}: the final model is invalid: {str(exc).strip().splitlines()[0]}") from None
+        if weights:
+            onnx.checker.check_model(model)
+        onnx.shape_inference.infer_shapes(skeleton(model), check_type=True, strict_mode=True)
+    except (onnx.checker.ValidationError, onnx.shape_inference.InferenceError) as exc:
+        raise PassError(f"{what}: the final model is invalid: {one_line(str(exc).strip())}") from None
 
 
-def _check_batch(ref: Reference, model: bytes, batch: int) -> dict[str, Any] | None:
+def _check_batch(ref: Reference, model: bytes, batch: int) -> Measurement | None:
     try:
         measured = ref.measure(model, where=f"at batch {batch}")
     except OrtFailure as exc:
         log.warning("batch %d: onnxruntime cannot run the final model (%s)", batch, exc)
         return None  # localised by the per-pass re-run
     if measured.failure is None:
-        return measured.figures()
+        return measured
     log.warning("%s; re-running the per-batch passes with a check after each", measured.failure)
     return None
 
 
-def _shapes(inputs: Sequence[InputSpec], batch: int) -> dict[str, tuple[int, ...]]:
-    return {i.name: i.concrete(batch) for i in inputs}
+def _shapes(recipe: Recipe, batch: int) -> dict[str, tuple[int, ...]]:
+    """ATC's --input_shape: the emitted model's inputs (renamed; bound ones are gone)."""
+    renames, _, bound = recipe.io_names()
+    return {renames.get(i.name, i.name): i.concrete(batch) for i in recipe.inputs if i.name not in bound}
+
+
+def _final_dims(recipe: Recipe, dims: dict[str, Any]) -> dict[str, Any]:
+    renames, _, bound = recipe.io_names()
+    return {renames.get(n, n): d for n, d in dims.items() if n not in bound}
+
+
+def _renamed(recipe: Recipe, output: str) -> str:
+    return recipe.io_names()[1].get(output, output)
+
+
+def _inferred_output_shapes(model: onnx.ModelProto) -> dict[str, tuple[int, ...]]:
+    """Output shapes onnx's inference can tell on a static model (only fully static ones)."""
+    from graphkit.ir.proto import dims, infer_shapes, skeleton
+
+    inferred = infer_shapes(skeleton(model))
+    out = {}
+    for vi in inferred.graph.output:
+        d = dims(vi)
+        if d is not None and all(isinstance(x, int) and x > 0 for x in d):
+            out[vi.name] = tuple(d)
+    return out
 
 
 def _atc_settings(recipe: Recipe, records: Sequence[PassRecord]) -> Any:

@@ -1,36 +1,45 @@
 """Reference outputs of the unmodified model, and the seeded rows parity feeds it.
 
 :class:`Reference` runs the unmodified model once on a fixed list of feeds; ``measure`` runs a
-candidate on the same feeds and judges every output with :func:`graphkit.numerics.check`.
-:class:`Feeds` builds the parity feeds of a recipe: seeded rows and the recipe's real samples.
+candidate on the same feeds and judges every output with :func:`graphkit.numerics.check`
+(under the names the candidate gives them after ``rename_io``; inputs it no longer has, bound
+by ``bind_inputs``, are not fed). :class:`Feeds` builds the parity feeds of a recipe: seeded
+rows, fixed values, state warmed up by the model itself, and the recipe's real samples.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 import numpy as np
 import onnx
 
 from graphkit.data.samples import load_samples
-from graphkit.errors import ModelError, ParityError
+from graphkit.errors import DataError, ModelError, ParityError
 from graphkit.ir.ort import Feed, OrtFailure, run_model
 from graphkit.numerics import Check, check, failure_message, first_failure, worse
 from graphkit.recipe import InputSpec, ParitySpec, Recipe
 
 DISTINCT_ROWS = 8  # per-batch checks draw their rows from at least this many distinct rows
+WARMUP = 3  # runs of the model that bring a state input from zero to a realistic value
 
 
 class Reference:
     """Reference outputs of the unmodified model on a fixed list of feeds."""
 
     def __init__(
-        self, model: onnx.ModelProto, feeds: Sequence[Feed], outputs: Sequence[str], spec: ParitySpec
+        self,
+        model: onnx.ModelProto,
+        feeds: Sequence[Feed],
+        outputs: Sequence[str],
+        spec: ParitySpec,
+        names: Mapping[str, str] | None = None,
     ) -> None:
         self.feeds = list(feeds)
         self.outputs = list(outputs)
         self.spec = spec
+        self.names = dict(names or {})  # reference name -> the candidate's (rename_io)
         try:
             self.values = run_model(model, self.feeds, self.outputs)
         except OrtFailure as exc:
@@ -48,7 +57,7 @@ class Reference:
         feeds (a subset of rows whose values are known)."""
         other = object.__new__(Reference)
         other.feeds = list(self.feeds if feeds is None else feeds)
-        other.outputs, other.spec, other.values = self.outputs, self.spec, values
+        other.outputs, other.spec, other.values, other.names = self.outputs, self.spec, values, self.names
         return other
 
     def measure(self, model: onnx.ModelProto | bytes, *, where: str, extra_abs: float = 0.0) -> Measurement:
@@ -58,12 +67,13 @@ class Reference:
         Raises OrtFailure where onnxruntime cannot run the model."""
         if len(self.feeds) != len(self.values):
             raise ValueError("a reference needs one set of values per feed")
-        got = run_model(model, self.feeds, self.outputs)
+        got = run_model(model, self.feeds, self.outputs, names=self.names)
         worst: dict[str, Check] = {}
         for k, (ref, cand) in enumerate(zip(self.values, got)):
             for name in self.outputs:
+                r, g = _same_rank(ref[name], cand[name])
                 try:
-                    c = check(ref[name], cand[name], self.spec.tolerance_for(name), extra_abs=extra_abs)
+                    c = check(r, g, self.spec.tolerance_for(name), extra_abs=extra_abs)
                 except ValueError as exc:
                     raise ParityError(f"output '{name}' (feed {k}): {exc}") from None
                 if name not in worst or worse(c, worst[name]):
@@ -89,13 +99,31 @@ class Measurement:
         return {name: c.as_dict() for name, c in self.checks.items()}
 
 
-def seeded_rows(inputs: Sequence[InputSpec], rows: int, seed: int) -> Feed:
-    """``rows`` seeded random rows per input (uniform in ``range`` or standard normal)."""
+def _same_rank(ref: np.ndarray, got: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """An output whose rank follows the batch (a Squeeze of a size-1 batch gives shape ()) is
+    compared by value when only unit dims differ: the reference of a sliced row keeps them."""
+    ref, got = np.asarray(ref), np.asarray(got)
+    if ref.shape != got.shape and ref.size == got.size and np.squeeze(ref).shape == np.squeeze(got).shape:
+        return np.squeeze(ref), np.squeeze(got)
+    return ref, got
+
+
+def seeded_rows(inputs: Sequence[InputSpec], rows: int, seed: int, *, offset: int = 0) -> Feed:
+    """``rows`` rows per input: the input's fixed ``value``, its ``npy`` rows (taken in turn
+    from row ``offset``),
+    zeros for a ``feedback`` state (see :meth:`Feeds.warm`), else seeded random values (uniform
+    in ``range`` or standard normal). An input without a batch dim has its one shape."""
     rng = np.random.default_rng(seed)
     feed = {}
     for spec in inputs:
         shape = spec.concrete(rows)
-        if spec.range is not None:
+        if spec.value is not None:
+            arr = np.full(shape, spec.value)
+        elif spec.npy is not None:
+            arr = _npy_rows(spec, rows, offset)
+        elif spec.feedback is not None:
+            arr = np.zeros(shape)
+        elif spec.range is not None:
             lo, hi = spec.range
             if spec.dtype.startswith("float"):
                 arr = rng.uniform(lo, hi, size=shape)
@@ -107,37 +135,116 @@ def seeded_rows(inputs: Sequence[InputSpec], rows: int, seed: int) -> Feed:
     return feed
 
 
+def _npy_rows(spec: InputSpec, rows: int, offset: int = 0) -> np.ndarray:
+    assert spec.npy is not None
+    try:
+        arr = np.load(spec.npy, allow_pickle=False)
+    except (ValueError, OSError) as exc:
+        raise DataError(f"{spec.npy}: not a readable .npy array ({exc})") from None
+    axis = spec.batch_axis
+    want = spec.concrete(rows)
+    if axis is None:
+        if arr.shape != want:
+            raise DataError(f"{spec.npy}: shaped {arr.shape}, input '{spec.name}' is {want}")
+        return arr
+    row_shape = want[:axis] + want[axis + 1 :]
+    got_rows = arr.shape[:axis] + arr.shape[axis + 1 :] if arr.ndim == len(want) else None
+    if got_rows != row_shape or arr.shape[axis] < 1:
+        raise DataError(
+            f"{spec.npy}: shaped {arr.shape}; input '{spec.name}' needs rows {row_shape} along axis {axis}"
+        )
+    return np.take(arr, (offset + np.arange(rows)) % arr.shape[axis], axis=axis)
+
+
 def concat_rows(feeds: Sequence[Feed], inputs: Sequence[InputSpec]) -> Feed:
-    return {s.name: np.concatenate([f[s.name] for f in feeds], axis=s.batch_axis or 0) for s in inputs}
+    """The feeds' rows, one after another, for the inputs with a batch dim; an input without
+    one keeps the first feed's value."""
+    return {
+        s.name: feeds[0][s.name]
+        if s.batch_axis is None
+        else np.concatenate([f[s.name] for f in feeds], axis=s.batch_axis)
+        for s in inputs
+    }
 
 
 class Feeds:
     """Seeded and real parity inputs, and the reference outputs for every check.
 
-    Stage 1 checks two feeds: ``parity.batch`` seeded rows, and the real samples. The
-    per-batch check of size N feeds N rows drawn in turn from ``distinct`` rows — the real
-    samples first, then seeded rows, at least :data:`DISTINCT_ROWS` of them — so a model that
-    mixes rows of a batch is caught, and the reference of every row is computed once, in one
-    run of the unmodified model (rows of an inference-mode model are independent).
+    Stage 1 checks two feeds: ``parity.batch`` seeded rows, and the real samples. The per-batch
+    check of size N feeds N rows drawn in turn from ``distinct`` rows (the real samples first,
+    then seeded rows, at least :data:`DISTINCT_ROWS` of them), so a model that mixes the rows
+    of a batch is caught. Where every input and output has a batch dim (``row_mode``), the
+    reference of every row is computed once, in one run of the unmodified model, and sliced.
+    Otherwise — a state or scalar input without a batch dim, an output that is not per row (a
+    mean over the batch), a model that runs at batch 1 only — rows are never mixed between
+    runs: the reference of each batch is computed on exactly the feed the candidate gets.
+    A ``feedback`` state input is warmed up: zero, then the model's own state output, fed back
+    :data:`WARMUP` times on the same feed.
     """
 
     def __init__(self, recipe: Recipe, model: onnx.ModelProto, outputs: Sequence[str]) -> None:
         spec = recipe.parity
         self.inputs = recipe.inputs
-        seeded = seeded_rows(self.inputs, spec.batch, spec.seed)
+        self.model, self.outputs, self.spec = model, list(outputs), spec
+        renames_in, renames_out, _ = recipe.io_names()
+        self.names = {**renames_in, **renames_out}
+        self._check_feedback()
+        seeded = self.warm(seeded_rows(self.inputs, spec.batch, spec.seed))
         real = _real_rows(recipe)
-        self.stage1_feeds = [seeded] + ([real] if real is not None else [])
+        self.stage1_feeds = [seeded] + ([self.warm(real)] if real is not None else [])
+        self.axes = output_axes(recipe, model, self.outputs)
+        self.row_mode = all(i.batch_axis is not None for i in self.inputs) and all(
+            self.axes.get(o) is not None for o in self.outputs
+        )
         have = sum(_rows(f, self.inputs) for f in self.stage1_feeds)
-        extra = seeded_rows(self.inputs, max(0, DISTINCT_ROWS - have), spec.seed + 1)
+        extra = seeded_rows(self.inputs, max(0, DISTINCT_ROWS - have), spec.seed + 1, offset=have)
+        if self.row_mode and _rows(extra, self.inputs):  # direct mode warms each batch's own feed
+            extra = self.warm(extra)
         feeds = [*self.stage1_feeds] + ([extra] if _rows(extra, self.inputs) else [])
-        self.reference = Reference(model, feeds, outputs, spec)
         order = [1, 0, 2] if real is not None else [0, 1]  # real rows first
         order = [i for i in order if i < len(feeds)]
         self.distinct = concat_rows([feeds[i] for i in order], self.inputs)
-        self.distinct_values = {
-            name: np.concatenate([self.reference.values[i][name] for i in order]) for name in outputs
-        }
         self.n_distinct = _rows(self.distinct, self.inputs)
+        if self.row_mode:
+            self.reference = Reference(model, feeds, self.outputs, spec, self.names)
+            self.distinct_values = {
+                name: np.concatenate([self.reference.values[i][name] for i in order], axis=self.axes[name])
+                for name in self.outputs
+            }
+        else:
+            self.reference = Reference(model, self.stage1_feeds, self.outputs, spec, self.names)
+
+    def _check_feedback(self) -> None:
+        names = [o.name for o in self.model.graph.output]
+        for i in self.inputs:
+            if i.feedback is not None and i.feedback not in names:
+                raise ModelError(
+                    f"inputs.{i.name}.feedback: the model has no output '{i.feedback}' (its outputs: "
+                    f"{', '.join(names)})"
+                )
+
+    def warm(self, feed: Feed) -> Feed:
+        """The feed with every ``feedback`` state replaced by the model's own state after
+        :data:`WARMUP` runs from zero on the feed's other inputs."""
+        states = {i.name: i.feedback for i in self.inputs if i.feedback is not None}
+        if not states:
+            return feed
+        feed = dict(feed) | {name: np.zeros_like(feed[name]) for name in states}
+        for _ in range(WARMUP):
+            try:
+                (out,) = run_model(self.model, [feed], list(set(states.values())))
+            except OrtFailure as exc:
+                raise ModelError(
+                    f"onnxruntime cannot run the unmodified model to warm up its state: {exc}"
+                ) from None
+            for name, output in states.items():
+                if out[output].shape != feed[name].shape:
+                    raise ModelError(
+                        f"inputs.{name}.feedback: output '{output}' is shaped {out[output].shape}, "
+                        f"the input {feed[name].shape}"
+                    )
+                feed[name] = out[output].astype(feed[name].dtype)
+        return feed
 
     def stage1(self) -> Reference:
         n = len(self.stage1_feeds)
@@ -145,9 +252,40 @@ class Feeds:
 
     def for_batch(self, batch: int) -> Reference:
         rows = np.arange(batch) % self.n_distinct
-        feed = {i.name: np.take(self.distinct[i.name], rows, axis=i.batch_axis or 0) for i in self.inputs}
-        values = {k: v[rows] for k, v in self.distinct_values.items()}
-        return self.reference.rebase([values], [feed])
+        feed = {
+            i.name: self.distinct[i.name]
+            if i.batch_axis is None
+            else np.take(self.distinct[i.name], rows, axis=i.batch_axis)
+            for i in self.inputs
+        }
+        if self.row_mode:
+            values = {k: np.take(v, rows, axis=self.axes[k]) for k, v in self.distinct_values.items()}
+            return self.reference.rebase([values], [feed])
+        return Reference(self.model, [self.warm(feed)], self.outputs, self.spec, self.names)
+
+
+def output_axes(recipe: Recipe, model: onnx.ModelProto, outputs: Sequence[str]) -> dict[str, int | None]:
+    """Each output's batch axis: declared in the recipe, else found by running the unmodified
+    model at batch 1 and 2 (seeded rows): the one axis whose size is the batch in both. None:
+    the output has no batch dim, its rank follows the batch, or the model runs at one size."""
+    axes = {o: recipe.output_axes[o] for o in outputs if o in recipe.output_axes}
+    todo = [o for o in outputs if o not in axes]
+    if not todo:
+        return axes
+    if not all(i.batch_axis is not None for i in recipe.inputs):
+        return axes | dict.fromkeys(todo)
+    try:
+        shapes = [
+            run_model(model, [seeded_rows(recipe.inputs, b, recipe.parity.seed)], todo)[0] for b in (1, 2)
+        ]
+    except OrtFailure:  # e.g. a state fixed at batch 1: no row-wise reference
+        return axes | dict.fromkeys(todo)
+    for o in todo:
+        one, two = np.shape(shapes[0][o]), np.shape(shapes[1][o])
+        found = [k for k in range(len(two)) if len(one) == len(two) and one[k] == 1 and two[k] == 2]
+        same = len(one) == len(two) and all(one[k] == two[k] for k in range(len(two)) if k not in found)
+        axes[o] = found[0] if len(found) == 1 and same else None
+    return axes
 
 
 def _real_rows(recipe: Recipe) -> Feed | None:
@@ -172,5 +310,8 @@ def _real_rows(recipe: Recipe) -> Feed | None:
 
 
 def _rows(feed: Feed, inputs: Sequence[InputSpec]) -> int:
-    first = inputs[0]
-    return feed[first.name].shape[first.batch_axis or 0]
+    batched = [i for i in inputs if i.batch_axis is not None]
+    if not batched:
+        return 1
+    first = batched[0]
+    return feed[first.name].shape[first.batch_axis]

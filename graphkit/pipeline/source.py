@@ -13,7 +13,7 @@ import onnx
 
 from graphkit.errors import ModelError, RecipeError
 from graphkit.ir.io import read_model, sha256_bytes, sha256_file
-from graphkit.ir.proto import input_dims
+from graphkit.ir.proto import input_dims, pin_input_dims
 from graphkit.models import BUILTIN_MODELS, TORCH_INSTALL
 from graphkit.recipe import InputSpec, Recipe
 
@@ -22,9 +22,17 @@ log = logging.getLogger("graphkit")
 
 @dataclass
 class Source:
+    """``model`` is where the passes start; ``reference`` what parity compares with: the
+    model as given (an ONNX source's inputs declare the recipe's dims in ``model`` only)."""
+
     model: onnx.ModelProto
     outputs: tuple[str, ...]
     info: dict[str, Any] = field(default_factory=dict)
+    original: onnx.ModelProto | None = None
+
+    @property
+    def reference(self) -> onnx.ModelProto:
+        return self.original if self.original is not None else self.model
 
 
 def load_source(recipe: Recipe, *, weights: Path | None = None) -> Source:
@@ -63,7 +71,13 @@ def _onnx_source(recipe: Recipe) -> Source:
         info["external_data"] = {
             os.path.relpath(f, Path(path).parent): sha256_file(f) for f in loaded.external_files
         }
-    return Source(model, tuple(outputs), info)
+    pinned = pin_input_dims(model, {s.name: s.shape for s in recipe.inputs})
+    if pinned is not model:
+        log.info(
+            "inputs declare the recipe's dims: %s",
+            ", ".join(f"{s.name} {list(s.shape)}" for s in recipe.inputs),
+        )
+    return Source(pinned, tuple(outputs), info, original=model)
 
 
 def _torch_source(recipe: Recipe, weights: Path | None) -> Source:
@@ -133,6 +147,7 @@ def _check_shape(recipe: Recipe, spec: InputSpec, model_dims: list[Any]) -> None
             raise RecipeError(f"{where}[{i}]: {mine}, but the model has {theirs}")
         if isinstance(mine, str) and isinstance(theirs, int) and theirs > 0:
             raise RecipeError(
-                f"{where}[{i}]: '{mine}' is symbolic, but the model's dim is static ({theirs}); "
-                "export the model with a dynamic batch"
+                f"{where}[{i}]: '{mine}' is symbolic, but the model fixes this dim to {theirs}: write "
+                f"{theirs} (an input without a symbol has no batch dim), or export the model with "
+                "a dynamic batch there"
             )

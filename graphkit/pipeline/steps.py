@@ -12,7 +12,7 @@ nothing of batches beyond recording them.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Literal
 
@@ -30,6 +30,7 @@ Stage = Literal["once", "per_batch", "all"]
 class Pipeline:
     once: tuple[PassStep, ...]
     per_batch: tuple[PassStep, ...]
+    axes: Mapping[str, int] | None = None  # set_batch_size's batch axis per input (final names)
 
     @classmethod
     def from_steps(cls, steps: Sequence[PassStep], *, where: str, batched: bool = True) -> Pipeline:
@@ -47,7 +48,16 @@ class Pipeline:
 
     @classmethod
     def from_recipe(cls, recipe: Recipe) -> Pipeline:
-        return cls.from_steps(recipe.passes, where=f"{recipe.path}: passes")
+        """The recipe's steps; ``set_batch_size`` sets each input's batch axis (where its
+        shape has the symbol), under the name it has after ``rename_io``."""
+        renames, _, bound = recipe.io_names()
+        axes = {
+            renames.get(i.name, i.name): i.batch_axis
+            for i in recipe.inputs
+            if i.batch_axis is not None and i.name not in bound
+        }
+        plain = cls.from_steps(recipe.passes, where=f"{recipe.path}: passes")
+        return cls(plain.once, plain.per_batch, axes)
 
     @property
     def steps(self) -> tuple[PassStep, ...]:
@@ -74,7 +84,7 @@ class Pipeline:
             if step.name == BATCH_PASS:
                 if batch is None:
                     raise ValueError(f"{step.where}: {BATCH_PASS} needs a batch size")
-                overrides[i] = {"batch": batch}
+                overrides[i] = {"batch": batch} | ({"axes": dict(self.axes)} if self.axes is not None else {})
         return manager.run(model, steps, batch=batch, overrides=overrides, extra=extra)
 
     def localise(

@@ -28,9 +28,14 @@ class InputSpec:
     shape: tuple[int | str, ...]
     dtype: str = "float32"
     range: tuple[float, float] | None = None  # seeded inputs: uniform in range, else N(0,1)
+    value: float | None = None  # the same value everywhere (a sample rate, a flag)
+    npy: Path | None = None  # values from a file: rows along the batch axis, or the whole input
+    feedback: str | None = None  # a state input: warmed up by feeding this output back
 
     @property
     def batch_axis(self) -> int | None:
+        """The axis of the symbolic dim (the batch), or None: the input is the same at every
+        batch size (a state of fixed shape, a scalar)."""
         symbolic = [i for i, d in enumerate(self.shape) if isinstance(d, str)]
         return symbolic[0] if symbolic else None
 
@@ -107,11 +112,39 @@ class Recipe:
     atc: Any  # graphkit.ascend.settings.AtcSettings
     task: TaskSpec | None = None
     expect_ops: Mapping[str, Condition] = field(default_factory=dict)  # on every final model
+    output_axes: Mapping[str, int | None] = field(default_factory=dict)  # declared; else inferred
     lint_ignore: tuple[str, ...] = ()  # graphkit.ascend.lint rule ids apply does not check
 
     @property
     def base_dir(self) -> Path:
         return self.path.parent
+
+    @property
+    def batched(self) -> bool:
+        """Whether any input has a batch dim (else the model has one size, batch 1)."""
+        return any(i.batch_axis is not None for i in self.inputs)
+
+    def io_names(self) -> tuple[dict[str, str], dict[str, str], dict[str, Any]]:
+        """What the recipe's passes do to the model's interface: input renames, output renames
+        (old → new, from ``rename_io`` steps, composed) and bound inputs (``bind_inputs``:
+        source name → value)."""
+        inputs: dict[str, str] = {}
+        outputs: dict[str, str] = {}
+        bound: dict[str, Any] = {}
+        for step in self.passes:
+            if step.name == "bind_inputs":
+                back = {new: old for old, new in inputs.items()}
+                for name, value in dict(step.params.get("values", {})).items():
+                    bound[back.get(name, name)] = value
+            elif step.name == "rename_io":
+                for table, renames in (
+                    (inputs, step.params.get("inputs", {})),
+                    (outputs, step.params.get("outputs", {})),
+                ):
+                    back = {new: old for old, new in table.items()}
+                    for old, new in dict(renames).items():
+                        table[back.get(old, old)] = new
+        return inputs, outputs, bound
 
 
 # ---------------------------------------------------------------------------------------------

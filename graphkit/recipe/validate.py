@@ -12,23 +12,21 @@ from collections.abc import Collection
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import onnx
 
 from graphkit._util import did_you_mean, one_line, show
 from graphkit.ascend.settings import settings_from_mapping
 from graphkit.errors import AtcConfigError, PassError, RecipeError
 from graphkit.recipe.catalog import Catalog, PassTable
-from graphkit.recipe.checker import Checker, given, join, kind
+from graphkit.recipe.checker import Checker, given, kind
 from graphkit.recipe.conditions import PSEUDO_OPS, STEP_KEYS, Condition, known_op, parse_condition
+from graphkit.recipe.interface import bind_values, parse_inputs, parse_outputs
 from graphkit.recipe.loader import read_recipe_data
 from graphkit.recipe.schema import (
     BATCH_PASS,
     DEFAULT_BATCH_SIZES,
     DEFAULT_OPSET,
-    DTYPES,
     MAX_BATCH,
-    MAX_DIM,
     SAMPLE_FEATURES,
     TASK_KINDS,
     InputSpec,
@@ -86,11 +84,19 @@ def parse_recipe(data: Any, *, path: Path, catalog: Catalog, sha256: str = "") -
             "digit or '_' (it names files)",
         )
     source = _source(c, top["source"], catalog.models)
-    inputs = _inputs(c, top["inputs"])
-    outputs = _outputs(c, given(top, "outputs", []))
-    batch_sizes = _batch_sizes(c, given(top, "batch_sizes", list(DEFAULT_BATCH_SIZES)))
+    inputs = parse_inputs(c, top["inputs"])
+    outputs, output_axes = parse_outputs(c, given(top, "outputs", []))
+    batched = any(i.batch_axis is not None for i in inputs)
+    batch_sizes = _batch_sizes(c, given(top, "batch_sizes", list(DEFAULT_BATCH_SIZES if batched else [1])))
+    if not batched and batch_sizes != (1,):
+        raise c.fail(
+            "batch_sizes",
+            "no input has a batch dim (a symbol such as B in its shape), so the model has one "
+            "size: batch_sizes: [1]",
+        )
     passes = _passes(c, top["passes"], catalog.passes)
-    parity = _parity(c, given(top, "parity", {}), inputs, outputs)
+    inputs = bind_values(c, inputs, passes)
+    parity = _parity(c, given(top, "parity", {}), inputs, outputs, 2 if max(batch_sizes) > 1 else 1)
     atc_data = c.mapping(given(top, "atc", {}), "atc")
     try:
         atc = settings_from_mapping(atc_data, f"{path}: atc")
@@ -111,8 +117,9 @@ def parse_recipe(data: Any, *, path: Path, catalog: Catalog, sha256: str = "") -
         parity,
         atc,
         task,
-        expect_ops,
-        lint_ignore,
+        expect_ops=expect_ops,
+        lint_ignore=lint_ignore,
+        output_axes=output_axes,
     )
 
 
@@ -190,81 +197,6 @@ def _source(c: Checker, value: Any, models: Collection[str]) -> SourceSpec:
     return SourceSpec(model=model, weights=weights, opset=opset)
 
 
-def _inputs(c: Checker, value: Any) -> tuple[InputSpec, ...]:
-    items = c.mapping(value, "inputs")
-    if not items:
-        raise c.fail("inputs", "at least one input is needed")
-    out = []
-    for name, spec in items.items():
-        where = join("inputs", name)
-        if not name.strip() or any(ch in name for ch in ":;,") or not name.isprintable():
-            raise c.fail(
-                where,
-                "input names are non-empty and may not contain ':', ';', ',' or control "
-                "characters (ATC's --input_shape cannot express them)",
-            )
-        spec = c.mapping(spec, where, required=("shape",), allowed=("shape", "dtype", "range"))
-        shape_v = spec["shape"]
-        if not isinstance(shape_v, list) or not shape_v:
-            raise c.fail(join(where, "shape"), f"expected a non-empty list, got {kind(shape_v)}")
-        shape: list[int | str] = []
-        for i, d in enumerate(shape_v):
-            dw = f"{where}.shape[{i}]"
-            if isinstance(d, str):
-                if not d.isidentifier():
-                    raise c.fail(dw, f"symbolic dim {show(d)} must be an identifier such as B")
-                shape.append(d)
-            else:
-                shape.append(c.integer(d, dw, lo=1, hi=MAX_DIM))
-        symbolic = [d for d in shape if isinstance(d, str)]
-        if len(symbolic) > 1:
-            raise c.fail(
-                join(where, "shape"),
-                f"only the batch dim may be symbolic, found {symbolic} (ATC needs static shapes)",
-            )
-        dtype = c.choice(spec.get("dtype", "float32"), join(where, "dtype"), DTYPES)
-        rng = None
-        if "range" in spec:
-            r = spec["range"]
-            if not isinstance(r, list) or len(r) != 2:
-                raise c.fail(join(where, "range"), "expected [low, high]")
-            lo, hi = (c.number(x, f"{where}.range[{i}]") for i, x in enumerate(r))
-            if not lo < hi:
-                raise c.fail(join(where, "range"), f"low {lo} must be below high {hi}")
-            _check_range(c, join(where, "range"), dtype, lo, hi)
-            rng = (lo, hi)
-        elif not dtype.startswith("float"):
-            raise c.fail(where, f"an {dtype} input needs a 'range' for its seeded values")
-        out.append(InputSpec(name, tuple(shape), dtype, rng))
-    return tuple(out)
-
-
-def _check_range(c: Checker, where: str, dtype: str, lo: float, hi: float) -> None:
-    """Seeded values must fit the dtype: floats up to its largest finite value; integers are
-    drawn from [int(low), int(high)), which must hold one value and fit the type (bool: 0, 1)."""
-    if dtype.startswith("float"):
-        top = float(np.finfo(dtype).max)
-        if not (-top <= lo and hi <= top):
-            raise c.fail(where, f"[{lo}, {hi}] exceeds the {dtype} range (±{top:g})")
-        return
-    bounds = (0, 1) if dtype == "bool" else (int(np.iinfo(dtype).min), int(np.iinfo(dtype).max))
-    if not (bounds[0] <= lo and hi <= bounds[1] + 1):
-        raise c.fail(where, f"[{lo}, {hi}] exceeds the {dtype} range [{bounds[0]}, {bounds[1] + 1})")
-    if not int(lo) < int(hi):
-        raise c.fail(
-            where, f"[{lo}, {hi}) holds no {dtype} value (seeded integers lie in [int(low), int(high)))"
-        )
-
-
-def _outputs(c: Checker, value: Any) -> tuple[str, ...]:
-    if not isinstance(value, list):
-        raise c.fail("outputs", f"expected a list of output names, got {kind(value)}")
-    names = tuple(c.string(v, f"outputs[{i}]") for i, v in enumerate(value))
-    if len(set(names)) != len(names):
-        raise c.fail("outputs", "output names must be unique")
-    return names
-
-
 def _batch_sizes(c: Checker, value: Any) -> tuple[int, ...]:
     if not isinstance(value, list) or not value:
         raise c.fail("batch_sizes", f"expected a non-empty list of integers, got {kind(value)}")
@@ -302,6 +234,11 @@ def _passes(c: Checker, value: Any, table: PassTable) -> tuple[PassStep, ...]:
             raise RecipeError(one_line(text)) from None
         if spec.name == BATCH_PASS and "batch" in params:
             raise c.fail(f"{where}.with.batch", "set per batch size from batch_sizes; remove it")
+        if spec.name == BATCH_PASS and ("axes" in params or "axis" in params):
+            key = "axes" if "axes" in params else "axis"
+            raise c.fail(
+                f"{where}.with.{key}", "each input's batch axis is where its shape has the symbol; remove it"
+            )
         registered = spec.name if ":" not in name else name
         steps.append(PassStep(registered, checked, f"{c.path}: {where}", expect, c.path))
     names = [s.name for s in steps]
@@ -331,10 +268,12 @@ def _tolerance(c: Checker, value: Any, where: str, base: Tolerance) -> Tolerance
     return Tolerance(max_abs, max_rel, cos)
 
 
-def _parity(c: Checker, value: Any, inputs: tuple[InputSpec, ...], outputs: tuple[str, ...]) -> ParitySpec:
+def _parity(
+    c: Checker, value: Any, inputs: tuple[InputSpec, ...], outputs: tuple[str, ...], default_batch: int
+) -> ParitySpec:
     p = c.mapping(value, "parity", allowed=("seed", "batch", "tolerance", "samples", "strict_approximate"))
     seed = c.integer(p.get("seed", 0), "parity.seed", lo=0, hi=2**32 - 1)
-    batch = c.integer(p.get("batch", 2), "parity.batch", lo=1, hi=MAX_BATCH)
+    batch = c.integer(p.get("batch", default_batch), "parity.batch", lo=1, hi=MAX_BATCH)
     tol_map = c.mapping(given(p, "tolerance", {}), "parity.tolerance")
     default = Tolerance()
     if "default" in tol_map:

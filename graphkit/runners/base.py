@@ -63,3 +63,29 @@ class Runner(ABC):
 
     def __repr__(self) -> str:
         return f"<{type(self).__name__} {self.label!r} batch={self.batch}>"
+
+
+class Renamed(Runner):
+    """A runner of an emitted model whose interface the recipe's passes changed, fed and read
+    under the source model's names: inputs renamed by ``rename_io`` are fed under their new
+    names, inputs bound by ``bind_inputs`` are not fed, outputs come back under the old names."""
+
+    def __init__(
+        self, inner: Runner, inputs: Mapping[str, str], outputs: Mapping[str, str], bound: set[str]
+    ) -> None:
+        self.inner, self._in, self._bound = inner, dict(inputs), set(bound)
+        self._back = {new: old for old, new in outputs.items()}
+        self.kind, self.label, self.batch = inner.kind, inner.label, inner.batch  # type: ignore[misc]
+        back_in = {new: old for old, new in self._in.items()}
+        self.input_names = tuple(back_in.get(n, n) for n in inner.input_names)
+        self.output_names = tuple(self._back.get(n, n) for n in inner.output_names)
+
+    def _infer(self, feeds: Mapping[str, np.ndarray], key: str) -> dict[str, np.ndarray]:
+        given = {self._in.get(k, k): v for k, v in feeds.items() if k not in self._bound}
+        return {self._back.get(k, k): v for k, v in self.inner.infer(given, key=key).items()}
+
+    def device_times_ms(self) -> list[float] | None:
+        return self.inner.device_times_ms()
+
+    def _release(self) -> None:
+        self.inner.close()

@@ -28,7 +28,7 @@ from graphkit._util import did_you_mean
 from graphkit.errors import DataError, RunnerUnavailable, UsageError
 from graphkit.models import TORCH_INSTALL
 from graphkit.recipe import Recipe
-from graphkit.runners.base import Runner
+from graphkit.runners.base import Renamed, Runner
 
 # kind -> "module:class"; modules are imported on demand so that opening one backend never
 # needs another's dependencies.
@@ -197,11 +197,15 @@ class RecipeRunners:
             raise UsageError(f"runner '{choice}' runs the emitted model of one batch size; give the batch")
         if choice.kind in ("graphkit", "ort_cuda"):
             providers = "auto" if choice.kind == "ort_cuda" else "cpu"
-            return open_runner("onnxruntime", model=self._emitted(batch), providers=providers, label=label)
+            return self._renamed(
+                open_runner("onnxruntime", model=self._emitted(batch), providers=providers, label=label)
+            )
         if choice.kind == "ais_bench":
             device = int(choice.arg or 0)
-            return open_runner(
-                "ais_bench", om=self.model_path(batch, ""), device_id=device, batch=batch, label=label
+            return self._renamed(
+                open_runner(
+                    "ais_bench", om=self.model_path(batch, ""), device_id=device, batch=batch, label=label
+                )
             )
         assert choice.kind == "files" and choice.arg is not None
         directory = Path(choice.arg)
@@ -215,6 +219,13 @@ class RecipeRunners:
             batch=batch,
             label=label,
         )
+
+    def _renamed(self, runner: Runner) -> Runner:
+        """The emitted model's runner under the source's names (rename_io, bind_inputs)."""
+        inputs, outputs, bound = self.recipe.io_names()
+        if not (inputs or outputs or bound):
+            return runner
+        return Renamed(runner, inputs, outputs, set(bound))
 
     def _emitted(self, batch: int, why: str = "") -> Path:
         path = self.model_path(batch)

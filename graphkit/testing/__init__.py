@@ -188,14 +188,19 @@ def assert_same_numbers(
     feeds: Mapping[str, np.ndarray] | None = None,
     seed: int = 0,
     tolerance: Tolerance = TOLERANCE,
+    renames: Mapping[str, str] | None = None,
 ) -> None:
     """Both models give the same outputs (names, shapes, and values under ``tolerance``, a
     ``reference`` of ``a``) on ``feeds``, else on seeded inputs (:func:`feeds`, dims static in
-    either model as they are there). Each model gets the inputs it declares."""
-    feed = dict(feeds) if feeds is not None else _feeds([a, b], seed)
+    either model as they are there); ``feeds`` may give only some inputs. Each model gets the
+    inputs it declares. ``renames`` maps names of ``a``'s inputs and outputs to ``b``'s."""
+    renames = dict(renames or {})
+    feed = _feeds([a], seed) | dict(feeds or {}) if feeds is not None else _feeds([a, b], seed)
+    feed |= {renames[k]: v for k, v in feed.items() if k in renames}
     names = [o.name for o in a.graph.output]
-    if [o.name for o in b.graph.output] != names:
-        raise AssertionError(f"outputs {[o.name for o in b.graph.output]}, expected {names}")
+    expected = [renames.get(n, n) for n in names]
+    if [o.name for o in b.graph.output] != expected:
+        raise AssertionError(f"outputs {[o.name for o in b.graph.output]}, expected {expected}")
     reference, candidate = (run(m, {vi.name: feed[vi.name] for vi in graph_inputs(m)}) for m in (a, b))
     problems = []
     for name, ref, got in zip(names, reference, candidate):
