@@ -151,3 +151,25 @@ def test_the_result_is_byte_identical_to_an_in_process_call(options):
     # fresh lists, as the pass passes them: onnxsim appends to skipped_optimizers in place
     in_process, _ = onnxsim.simplify(onnx.ModelProto.FromString(data), **copy.deepcopy(options))
     assert worker.simplify_in_child(data, copy.deepcopy(options)) == in_process.SerializeToString()
+
+
+def test_an_onnxsim_failure_is_retried_without_its_optimizer(monkeypatch, caplog):
+    """onnxsim's optimizer breaks some models with If bodies (silero VAD: 'must be topologically
+    sorted'); its folding alone works, so the pass retries once without the optimizer."""
+    import graphkit.passes.simplify as mod
+
+    calls = []
+    real = mod.simplify_in_child
+
+    def flaky(data, options):
+        calls.append(options["perform_optimization"])
+        if options["perform_optimization"]:
+            raise PassError("onnxsim failed: RuntimeError: Nodes in a graph must be topologically sorted")
+        return real(data, options)
+
+    monkeypatch.setattr(mod, "simplify_in_child", flaky)
+    model = tiny.with_shape_plumbing()
+    out, _ = testing.apply_pass(model, "simplify")
+    assert calls == [True, False]
+    assert "simplified without onnxsim's optimizer" in caplog.text
+    testing.assert_same_numbers(model, out)

@@ -13,6 +13,8 @@ to an in-process call's.
 
 from __future__ import annotations
 
+import logging
+
 import numpy as np
 import onnx
 import onnx_graphsurgeon as gs
@@ -23,6 +25,8 @@ from graphkit.ir.graph import export_model, replace_contents
 from graphkit.ir.io import serialize_model
 from graphkit.passes._infra import EXACT, Example, register_pass
 from graphkit.passes._onnxsim_worker import simplify_in_child
+
+log = logging.getLogger("graphkit.passes.simplify")
 
 EXAMPLES = (
     Example(  # a Reshape target computed from the symbolic batch folds to [-1, 24]; B stays
@@ -65,7 +69,17 @@ def simplify(
         "include_subgraph": include_subgraph,
         "tensor_size_threshold": tensor_size_threshold,
     }
-    data = simplify_in_child(serialize_model(export_model(graph), "the model for onnxsim"), options)
+    model = serialize_model(export_model(graph), "the model for onnxsim")
+    try:
+        data = simplify_in_child(model, options)
+    except PassError as exc:
+        # onnxsim's optimizer passes (onnxoptimizer) can break models with If bodies that read
+        # outer tensors ("must be topologically sorted", seen on silero VAD): its folding and
+        # inference alone still work, so retry without them rather than refuse the model.
+        if not perform_optimization or "onnxsim failed" not in str(exc):
+            raise
+        data = simplify_in_child(model, options | {"perform_optimization": False})
+        log.warning("%s; simplified without onnxsim's optimizer (perform_optimization: false)", exc)
     try:
         simplified = onnx.ModelProto.FromString(data)
     except DecodeError as exc:  # onnxsim wrote something that is not a model
