@@ -229,7 +229,7 @@ def _topk_int64_arith(v: _View) -> _Found:
                         "'op dtype is not same, DT_INT64 vs DT_INT32'; insert a Cast to int32 on the "
                         "indices and cast the other operand to match (msit KnowledgeTopkFix)"
                     )
-                    yield _at("topk-int64-arith", site, msg)
+                    yield _at("topk-int64-arith", site, msg, fix="cast_indices_int32")
 
 
 def _resize_dynamic_scales(v: _View) -> _Found:
@@ -262,7 +262,12 @@ def _pads(v: _View) -> _Found:
             value = None if array is None else float(array.ravel()[0]) if array.size else 0.0
         if value is None or value != 0:
             got = f"'{name}' is not a constant, so it cannot be checked" if value is None else f"is {value:g}"
-            yield _at("pad-constant-value", site, f"constant_value {got}; ATC's Pad supports 0 only (§3.2)")
+            yield _at(
+                "pad-constant-value",
+                site,
+                f"constant_value {got}; ATC's Pad supports 0 only (§3.2)",
+                fix="replace_pad_value" if name and value is not None else None,
+            )
 
 
 def _kernel(v: _View, node: onnx.NodeProto) -> list[int] | None:
