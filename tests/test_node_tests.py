@@ -80,8 +80,9 @@ SAMPLE = {
     "constant": ["test_constant"],
     "stringnormalizer": ["test_strnormalizer_nostopwords_nochangecase"],
     "stft": ["test_stft"],
-    # out of scope: onnxruntime cannot run it (skipped); onnxsim cannot simplify it (refused)
+    # out of scope: onnxruntime cannot run it (skipped)
     "adam": ["test_adam"],
+    # onnxsim's optimizer cannot sort it topologically: simplify retries without the optimizer
     "affinegrid": ["test_affine_grid_3d_align_corners_expanded"],
 }
 NAMES = [name for names in SAMPLE.values() for name in names]
@@ -138,8 +139,7 @@ def test_sample_has_no_crash_parity_break_or_timeout(sample_outcomes):
             assert o.detail.strip(), f"{o.name}: {o.kind} without a reason"
     assert outcomes["test_adam"].kind == SKIPPED
     assert "onnxruntime cannot run the original" in outcomes["test_adam"].detail
-    refused = outcomes["test_affine_grid_3d_align_corners_expanded"]
-    assert refused.kind == REFUSED and "simplify" in refused.detail and refused.pass_name == "simplify"
+    assert outcomes["test_affine_grid_3d_align_corners_expanded"].kind == OK
     for name in OPTIONAL_IO:
         assert outcomes[name].kind == REFUSED and "optional-typed" in outcomes[name].detail
 
@@ -152,7 +152,7 @@ def test_a_dying_or_hanging_worker_is_replaced(sample_outcomes):
 
 def test_sample_exercises_set_batch_size(sample_outcomes):
     ok = [o for o in sample_outcomes.values() if o.kind == OK]
-    assert len(ok) == len(NAMES) - 2 - len(OPTIONAL_IO)
+    assert len(ok) == len(NAMES) - 1 - len(OPTIONAL_IO)
     batched = [o for o in ok if o.batch is not None]
     assert len(batched) >= 15
     assert all(o.sites.get("set_batch_size", 0) >= 1 for o in batched)  # dim 0 was made symbolic

@@ -27,6 +27,7 @@ from graphkit.passes._infra import EXACT, Example, register_pass
 from graphkit.passes._onnxsim_worker import simplify_in_child
 
 log = logging.getLogger("graphkit.passes.simplify")
+IF_OPTIMIZER = "eliminate_if_with_const_cond"
 
 EXAMPLES = (
     Example(  # a Reshape target computed from the symbolic batch folds to [-1, 24]; B stays
@@ -73,13 +74,24 @@ def simplify(
     try:
         data = simplify_in_child(model, options)
     except PassError as exc:
-        # onnxsim's optimizer passes (onnxoptimizer) can break models with If bodies that read
-        # outer tensors ("must be topologically sorted", seen on silero VAD): its folding and
-        # inference alone still work, so retry without them rather than refuse the model.
+        # onnxsim's optimizer (onnxoptimizer's eliminate_if_with_const_cond) can break models
+        # whose If bodies read outer tensors ("must be topologically sorted", seen on silero
+        # VAD, unmodified): retry without that optimizer, then without any, rather than refuse.
         if not perform_optimization or "onnxsim failed" not in str(exc):
             raise
-        data = simplify_in_child(model, options | {"perform_optimization": False})
-        log.warning("%s; simplified without onnxsim's optimizer (perform_optimization: false)", exc)
+        skip_if = options | {"skipped_optimizers": [*skipped_optimizers, IF_OPTIMIZER]}
+        for retry, what in (
+            (skip_if, f"its {IF_OPTIMIZER} optimizer"),
+            (options | {"perform_optimization": False}, "its optimizer (perform_optimization: false)"),
+        ):
+            try:
+                data = simplify_in_child(model, retry)
+            except PassError:
+                continue
+            log.warning("%s; simplified without %s", exc, what)
+            break
+        else:
+            raise
     try:
         simplified = onnx.ModelProto.FromString(data)
     except DecodeError as exc:  # onnxsim wrote something that is not a model
