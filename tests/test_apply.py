@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -200,3 +201,23 @@ def test_a_model_onnxruntime_cannot_run_is_stopped_at_its_pass(tmp_path, capsys,
     err = error_lines(capsys)[0]
     assert "at pass 'add_incompatible_constant'" in err and "onnxruntime cannot run" in err, err
     assert list(out.iterdir()) == []
+
+
+@pytest.mark.parametrize(
+    ("umask", "file_mode", "script_mode"), [(0o022, 0o644, 0o755), (0o077, 0o600, 0o700)]
+)
+def test_written_files_get_the_mode_the_umask_gives(tmp_path, umask, file_mode, script_mode):
+    """Not mkstemp's 0600: the ATC user on an NPU host must be able to read what apply wrote."""
+    recipe = write_recipe(tmp_path)
+    old = os.umask(umask)
+    try:
+        assert main(["-q", "apply", str(recipe), "-o", str(tmp_path / "out"), "--save-golden"]) == 0
+    finally:
+        os.umask(old)
+    modes = {
+        p.relative_to(tmp_path / "out").as_posix(): p.stat().st_mode & 0o777
+        for p in (tmp_path / "out").rglob("*")
+        if p.is_file()
+    }
+    assert modes.pop("atc.sh") == script_mode
+    assert modes and set(modes.values()) == {file_mode}, modes

@@ -211,10 +211,13 @@ def sha256_file(path: str | Path) -> str:
 
 @contextlib.contextmanager
 def atomic_path(path: str | Path) -> Iterator[Path]:
-    """Yield a temporary path beside ``path``; rename it onto ``path`` if the block succeeds."""
+    """Yield a temporary path beside ``path``; rename it onto ``path`` if the block succeeds.
+    The file gets the mode the umask gives a new file (mkstemp's own 0600 would keep the ATC
+    user on an NPU host from reading what graphkit wrote)."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".part", dir=path.parent)
+    os.fchmod(fd, 0o666 & ~current_umask())
     os.close(fd)
     try:
         yield Path(tmp)
@@ -225,10 +228,25 @@ def atomic_path(path: str | Path) -> Iterator[Path]:
 
 
 def write_bytes(path: str | Path, data: bytes, *, mode: int | None = None) -> None:
+    """Write atomically; ``mode`` (e.g. 0o755 for a script) is narrowed by the umask."""
     with atomic_path(path) as tmp:
         tmp.write_bytes(data)
         if mode is not None:
-            os.chmod(tmp, mode)
+            os.chmod(tmp, mode & ~current_umask())
+
+
+def current_umask() -> int:
+    """The process's umask, read without changing it where Linux tells it (/proc), else by
+    setting and restoring it."""
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("Umask:"):
+                return int(line.split()[1], 8)
+    except (OSError, ValueError, IndexError):
+        pass
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
 
 
 def serialize_model(model: onnx.ModelProto, what: str = "the model") -> bytes:
