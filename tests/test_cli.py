@@ -107,3 +107,31 @@ def test_apply_with_a_guide_format_checkpoint(tmp_path):
     with torch.no_grad():
         ref = trained(torch.from_numpy(x))[0].numpy()
     assert np.max(np.abs(testing.run(model, {"mel": x})[0] - ref)) <= 1e-4
+
+
+def test_data_folders_may_have_an_equals_sign_in_their_name(tmp_path):
+    from graphkit.cli._args import data_source
+    from graphkit.errors import UsageError
+
+    odd = tmp_path / "run=3"
+    odd.mkdir()
+    assert data_source(str(odd)) == (odd, None)
+    assert data_source(f"{odd}=spoof") == (odd, "spoof")
+    plain = tmp_path / "plain"
+    plain.mkdir()
+    assert data_source(f"{plain}=bonafide") == (plain, "bonafide")
+    with pytest.raises(UsageError, match="the label after '=' is bonafide or spoof"):
+        data_source(f"{plain}=real")
+
+
+def test_a_closed_pipe_ends_the_listing_quietly():
+    """`graphkit passes | head -1`: no BrokenPipeError traceback, the shell's 141."""
+    import subprocess
+    import sys
+
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "graphkit", "passes"], stdout=subprocess.PIPE, stderr=subprocess.PIPE
+    )
+    proc.stdout.close()  # before the child writes: its first flush meets a closed pipe
+    err = proc.stderr.read().decode()
+    assert proc.wait(timeout=60) == 141 and "Traceback" not in err, err

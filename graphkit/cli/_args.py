@@ -76,12 +76,17 @@ def existing_file(flag: str) -> Callable[[str], Path]:
 
 
 def data_source(text: str) -> DataSource:
-    """``DIR`` or ``DIR=LABEL`` (LABEL: bonafide or spoof)."""
-    path, sep, label = text.partition("=")
-    if sep and label not in LABELS:
-        raise UsageError(one_line(f"--data {text}: the label after '=' is bonafide or spoof"))
+    """``DIR`` or ``DIR=LABEL`` (LABEL: bonafide or spoof). A folder whose own name holds '='
+    is taken whole: the label is split off only where the text does not name a folder and
+    ends in ``=bonafide`` or ``=spoof``."""
+    path, sep, label = text.rpartition("=")
+    if not sep or Path(text).exists() or label not in LABELS:
+        if sep and not Path(text).exists() and Path(path).is_dir():
+            raise UsageError(one_line(f"--data {text}: the label after '=' is bonafide or spoof"))
+        check_path(Path(text), "--data")
+        return Path(text), None
     check_path(Path(path), "--data")
-    return Path(path), label or None
+    return Path(path), label
 
 
 def add_recipe(p: argparse.ArgumentParser) -> None:
