@@ -234,3 +234,17 @@ def test_duplicate_ids_across_sources(tmp_path: Path) -> None:
     wav(tmp_path / "two" / "x.wav")
     with pytest.raises(DataError, match="utterance id x.wav appears twice"):
         load_spoof_dataset([(tmp_path / "one", "bonafide"), (tmp_path / "two", "spoof")])
+
+
+def test_a_trial_list_that_is_not_a_regular_file_is_refused(tmp_path: Path) -> None:
+    """/dev/zero or a FIFO would be read without end: refused before reading, one line."""
+    import os
+
+    from graphkit.data.datasets import read_trials
+    from graphkit.errors import DataError
+
+    fifo = tmp_path / "trials.fifo"
+    os.mkfifo(fifo)
+    for path in (Path("/dev/zero"), fifo, tmp_path):
+        with pytest.raises(DataError, match="the trial list is not a regular file"):
+            read_trials(path)

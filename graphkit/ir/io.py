@@ -297,8 +297,11 @@ def fds_to_debug_log(logger: logging.Logger, what: str, fds: Sequence[int] = (1,
 
 def text_fields(path: str | Path, what: str = "file") -> Iterable[tuple[int, list[str]]]:
     """(line number, whitespace-split fields) of every non-blank line of a UTF-8 text file;
-    a missing or unreadable file is a DataError naming ``what`` it should have been."""
+    a missing or unreadable file is a DataError naming ``what`` it should have been, and so is
+    a path that is not a regular file (``/dev/zero`` or a FIFO would be read without end)."""
     path = Path(path)
+    if path.exists() and not path.is_file():
+        raise DataError(f"{path}: the {what} is not a regular file")
     try:
         text = path.read_text(encoding="utf-8")
     except FileNotFoundError:
