@@ -104,7 +104,8 @@ def apply_recipe(
                     data = final.SerializeToString()
                     measured = ref_b.measure(data, where=f"at batch {b}")
                 figures = measured.figures()
-                shapes = {_renamed(recipe, k): np.shape(v) for k, v in measured.outputs[0].items()}
+                out_names = recipe.io_names()[1]  # what rename_io calls each output
+                shapes = {out_names.get(k, k): np.shape(v) for k, v in measured.outputs[0].items()}
             else:
                 shapes = _inferred_output_shapes(final)
             if declare_output_shapes(final, shapes):  # what the static model really gives
@@ -267,10 +268,6 @@ def _shapes(recipe: Recipe, batch: int) -> dict[str, tuple[int, ...]]:
 def _final_dims(recipe: Recipe, dims: dict[str, Any]) -> dict[str, Any]:
     renames, _, bound = recipe.io_names()
     return {renames.get(n, n): d for n, d in dims.items() if n not in bound}
-
-
-def _renamed(recipe: Recipe, output: str) -> str:
-    return recipe.io_names()[1].get(output, output)
 
 
 def _inferred_output_shapes(model: onnx.ModelProto) -> dict[str, tuple[int, ...]]:

@@ -138,16 +138,13 @@ def bind_values(
     (a different ``value`` would compare two different models)."""
     by_name = {i.name: i for i in inputs}
     out = dict(by_name)
+    renamed = {
+        new for st in passes if st.name == "rename_io" for new in dict(st.params.get("inputs", {})).values()
+    }
     for step in passes:
         if step.name != "bind_inputs":
             continue
         for name, value in dict(step.params.get("values", {})).items():
-            renamed = {
-                new
-                for st in passes
-                if st.name == "rename_io"
-                for new in dict(st.params.get("inputs", {})).values()
-            }
             if name not in by_name and name in renamed:  # bound under its new name
                 continue
             if name not in by_name:
