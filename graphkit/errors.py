@@ -94,3 +94,33 @@ class LintError(GraphkitError):
     """The model breaks a rule ATC enforces (graphkit lint found an error)."""
 
     exit_code = 1
+
+
+class OutputError(GraphkitError):
+    """A file graphkit must write cannot be written: the disk is full, the folder read-only or
+    not writable, a name too long. The user's environment, not a bug: one line, exit 2."""
+
+
+class Terminated(KeyboardInterrupt):
+    """SIGTERM, raised like Ctrl-C so that every ``finally`` (staging folders, temporary
+    files) runs before the process exits."""
+
+
+# The signal the CLI's handler turned into an interrupt, if any (signals are process-wide state).
+_RAISED: list[int] = []
+
+
+def note_interrupt(signum: int | None) -> None:
+    """Record (the CLI's signal handler) or forget (None: the command is over) an interrupt."""
+    _RAISED[:] = [] if signum is None else [signum]
+
+
+def check_interrupted(cause: BaseException | None = None) -> None:
+    """Raise the interrupt again where an ``except ImportError`` may have caught it: a Ctrl-C
+    that lands while a native extension initialises (numpy, onnxruntime, torch) reaches Python
+    as ``ImportError('import numpy failed')``, and treating that as "not installed" would carry
+    on with the run, deaf to the Ctrl-C the user already gave."""
+    if _RAISED:
+        import signal
+
+        raise (Terminated() if _RAISED[0] == signal.SIGTERM else KeyboardInterrupt()) from cause

@@ -77,3 +77,15 @@ def aasist_emitted(tmp_path_factory, aasist_weights) -> Path:
     ]
     assert main(args) == 0
     return out
+
+
+def staging_leftovers(out: Path) -> list[str]:
+    """Hidden siblings a run left beside output folder ``out``: staging or a moved-aside
+    result (the lock file stays by design)."""
+    if not out.parent.is_dir():
+        return []
+    return sorted(
+        p.name
+        for p in out.parent.iterdir()
+        if p.name.startswith(f".{out.name}.graphkit-") and not p.name.endswith("-lock")
+    )

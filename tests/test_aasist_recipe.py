@@ -155,4 +155,4 @@ def test_the_guides_one_sixteenth_is_stopped(tmp_path, weights, capsys, monkeypa
     assert code == 1, err
     last = err.strip().splitlines()[-1]
     assert "parity failure at pass 'guide_uniform_constants'" in last, last
-    assert not any(p.suffix == ".onnx" for p in out.iterdir())
+    assert not out.exists() or not any(p.suffix == ".onnx" for p in out.iterdir())

@@ -96,6 +96,12 @@ def test_default_thresholds_are_msits() -> None:
         "mean_rel": 1.0,
         # graphkit's elementwise rule, reported beside msit's limits, at the recipes' default
         "elemwise": {"max_abs": 1e-4, "max_rel": None, "min_cosine": None},
+        # the network outputs' pass/fail rule: graphkit's default Tolerance
+        "outputs": {
+            "default": {"max_abs": 1e-4, "max_rel": None, "min_cosine": 0.99999},
+            "per_output": {},
+            "source": "graphkit's default",
+        },
     }
     assert Thresholds().tripped(PERFECT) == []
 
@@ -346,9 +352,10 @@ def test_command_exit_codes_and_json(tmp_path: Path, capsys: pytest.CaptureFixtu
     assert (tmp_path / "r" / "compare.csv").is_file()
     assert main(["-q", "compare", str(a), str(a), "--batch", "2", "--json", "-o", str(tmp_path / "s")]) == 0
     assert json.loads(capsys.readouterr().out)["outputs_ok"] is True
-    # loose enough thresholds let the perturbed model pass
+    # loose msit thresholds alone do not: the outputs still break graphkit's default tolerance
     loose = ["--cosine", "-1", "--rel-euclid", "1e9", "--kl", "1e9", "--rmse", "1e9", "--mean-rel", "1e9"]
-    assert main(["-q", "compare", str(a), str(b), "--batch", "2", "-o", str(tmp_path / "t"), *loose]) == 0
+    assert main(["-q", "compare", str(a), str(b), "--batch", "2", "-o", str(tmp_path / "t"), *loose]) == 1
+    # with a wide enough tolerance too, the perturbed model passes
     wide = ["--max-abs", "1e3", "--max-rel", "0.5"]
     assert (
         main(["-q", "compare", str(a), str(b), "--batch", "2", "-o", str(tmp_path / "u"), *loose, *wide]) == 0

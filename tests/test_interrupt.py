@@ -13,6 +13,7 @@ from pathlib import Path
 
 import pytest
 import yaml
+from conftest import staging_leftovers
 from test_apply import error_lines, write_recipe
 
 from graphkit.cli import main
@@ -36,7 +37,7 @@ def test_a_signal_in_the_middle_of_a_pass_leaves_no_final_file(tmp_path, sig, co
     out = tmp_path / "out"
     proc = graphkit(["apply", str(recipe), "-o", str(out)], tmp_path)
     deadline = time.monotonic() + 60
-    while not list(out.glob(".graphkit-*")) and proc.poll() is None and time.monotonic() < deadline:
+    while not staging_leftovers(out) and proc.poll() is None and time.monotonic() < deadline:
         time.sleep(0.05)
     time.sleep(1.5)  # the tiny model's other passes take milliseconds: now inside wait_for_signal
     assert proc.poll() is None
@@ -44,30 +45,42 @@ def test_a_signal_in_the_middle_of_a_pass_leaves_no_final_file(tmp_path, sig, co
     _, err = proc.communicate(timeout=60)
     assert proc.returncode == code, err
     assert f"graphkit: {word}" in err and "Traceback" not in err
-    assert sorted(p.name for p in out.iterdir()) == []  # no final file, no staging, no .part
+    assert not out.exists() and staging_leftovers(out) == []  # no final file, no staging
 
 
 def test_output_over_an_input_is_refused(tmp_path, capsys):
     recipe = write_recipe(tmp_path)
+    out = tmp_path / "out"
+    assert main(["-q", "apply", str(recipe), "-o", str(out)]) == 0
     data = yaml.safe_load(recipe.read_text())
-    data["source"]["onnx"] = "tiny_bs1.onnx"  # the name apply gives its batch-1 model
-    (tmp_path / "tiny.onnx").rename(tmp_path / "tiny_bs1.onnx")
+    data["source"]["onnx"] = "out/tiny_bs1.onnx"  # the earlier run's batch-1 model
     recipe.write_text(yaml.safe_dump(data))
-    before = (tmp_path / "tiny_bs1.onnx").read_bytes()
-    assert main(["apply", str(recipe), "-o", str(tmp_path)]) == 2
+    before = {p.name: p.read_bytes() for p in out.iterdir()}
+    capsys.readouterr()
+    assert main(["apply", str(recipe), "-o", str(out)]) == 2
     (line,) = error_lines(capsys)
     assert "would write" in line and "over its own input" in line and "tiny_bs1.onnx" in line
-    assert (tmp_path / "tiny_bs1.onnx").read_bytes() == before
-    assert not (tmp_path / "manifest.json").exists()
+    assert {p.name: p.read_bytes() for p in out.iterdir()} == before
+    assert staging_leftovers(out) == []
 
 
 def test_an_input_inside_a_folder_apply_replaces_is_refused(tmp_path, capsys):
-    golden = tmp_path / "out" / "golden"
-    golden.mkdir(parents=True)
-    recipe = write_recipe(golden)
-    assert main(["apply", str(recipe), "-o", str(tmp_path / "out"), "--save-golden"]) == 2
+    out = tmp_path / "out"
+    assert main(["-q", "apply", str(write_recipe(tmp_path)), "-o", str(out), "--save-golden"]) == 0
+    recipe = write_recipe(out / "golden")
+    capsys.readouterr()
+    assert main(["apply", str(recipe), "-o", str(out), "--save-golden"]) == 2
     assert "over its own input" in error_lines(capsys)[0]
     assert recipe.is_file()
+
+
+def test_a_folder_of_other_files_is_not_taken_as_an_output_folder(tmp_path, capsys):
+    recipe = write_recipe(tmp_path)  # tmp_path holds the recipe and its model, no manifest
+    before = sorted(p.name for p in tmp_path.iterdir())
+    assert main(["apply", str(recipe), "-o", str(tmp_path)]) == 2
+    (line,) = error_lines(capsys)
+    assert "holds files but no manifest.json" in line and "name a new or empty folder" in line
+    assert sorted(p.name for p in tmp_path.iterdir()) == before
 
 
 def test_two_applies_at_once_do_not_interfere(tmp_path):
@@ -88,4 +101,25 @@ def test_two_applies_at_once_do_not_interfere(tmp_path):
     assert digest[0] == digest[1] and len(digest[0]) == 2
     assert list(work.iterdir()) == []  # nothing in the working directory
     for i in range(2):
-        assert not list((tmp_path / f"out{i}").glob(".*"))  # no staging or .part left behind
+        assert not list((tmp_path / f"out{i}").glob(".*"))  # no .part left behind
+        assert staging_leftovers(tmp_path / f"out{i}") == []
+
+
+def test_a_ctrl_c_that_a_native_import_turned_into_an_import_error_still_stops(tmp_path, capsys, monkeypatch):
+    # numpy's and onnxruntime's C code report a Ctrl-C during their import as
+    # ImportError("import numpy failed"); graphkit must not take it for a missing module
+    (tmp_path / "native_like.py").write_text(
+        "import os, signal, time\n"
+        "try:\n"
+        "    os.kill(os.getpid(), signal.SIGINT)\n"
+        "    time.sleep(5)\n"
+        "except KeyboardInterrupt:\n"
+        "    raise ImportError('import numpy failed') from None\n"
+    )
+    monkeypatch.syspath_prepend(str(tmp_path))
+    recipe = write_recipe(tmp_path, "- pass: native_like:anything\n- set_batch_size")
+    out = tmp_path / "out"
+    assert main(["apply", str(recipe), "-o", str(out)]) == 130
+    err = capsys.readouterr().err
+    assert "graphkit: interrupted" in err and "cannot import" not in err and "Traceback" not in err
+    assert not out.exists()

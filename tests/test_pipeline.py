@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-import numpy as np
 import onnx
 import pytest
 import tiny
@@ -134,4 +133,4 @@ def test_apply_localises_a_per_batch_breach_with_the_pipeline(tmp_path, capsys):
     err = capsys.readouterr().err
     assert "re-running the per-batch passes" in err
     assert "parity failure at pass 'scale_after_relu'" in err and ", batch 2)" in err
-    assert np.all([not p.name.endswith(".onnx") for p in (tmp_path / "out").iterdir()])
+    assert not (tmp_path / "out").exists()  # nothing published

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from conftest import staging_leftovers
 
 from graphkit.data.preprocess import Batch, batch_key, make_batches, read_index, write_batches
 from graphkit.errors import DataError, UsageError
@@ -107,8 +108,11 @@ def test_rewrite_removes_stale_batches(tmp_path: Path) -> None:
     assert read_index(tmp_path).batch_size == 4
 
 
-def test_writes_are_atomic(tmp_path: Path) -> None:
-    write_batches(tmp_path, make_batches(4, 2), rows(data(4)), [MEL], {})
+def test_a_failed_run_leaves_the_earlier_batches_whole(tmp_path: Path) -> None:
+    out = tmp_path / "batches"
+    write_batches(out, make_batches(4, 2), rows(data(4)), [MEL], {})
+    (out / "notes.txt").write_text("mine")
+    before = {p.relative_to(out): p.read_bytes() for p in out.rglob("*") if p.is_file()}
 
     def failing(items):
         if items[0] == 2:
@@ -116,13 +120,27 @@ def test_writes_are_atomic(tmp_path: Path) -> None:
         return rows(data(4))(items)
 
     with pytest.raises(RuntimeError, match="disk full"):
-        write_batches(tmp_path, make_batches(4, 2), failing, [MEL], {})
-    # the old index is gone before any new batch is written: no index describes a mixed set
-    assert not (tmp_path / "index.json").exists()
-    with pytest.raises(DataError, match="not found"):
-        read_index(tmp_path)
-    leftovers = [p for p in tmp_path.rglob("*") if p.name.startswith(".") or p.suffix == ".part"]
-    assert leftovers == []
+        write_batches(out, make_batches(4, 2), failing, [MEL], {})
+    # nothing under a final name changed: the index still describes the earlier, complete set
+    assert {p.relative_to(out): p.read_bytes() for p in out.rglob("*") if p.is_file()} == before
+    assert len(read_index(out).batches) == 2
+    assert staging_leftovers(out) == []
+
+
+def test_a_rerun_replaces_the_batches_and_keeps_other_files(tmp_path: Path) -> None:
+    out = tmp_path / "batches"
+    write_batches(out, make_batches(5, 1), rows(data(5)), [MEL], {})
+    (out / "notes.txt").write_text("mine")
+    write_batches(out, make_batches(5, 4), rows(data(5)), [MEL], {})
+    assert sorted(p.name for p in (out / "mel").iterdir()) == ["mel0.bin", "mel1.bin"]
+    assert (out / "notes.txt").read_text() == "mine"
+
+
+def test_a_folder_of_other_files_is_refused(tmp_path: Path) -> None:
+    (tmp_path / "thesis.tex").write_text("x")
+    with pytest.raises(UsageError, match="no index.json, so it is not a graphkit result folder"):
+        write_batches(tmp_path, make_batches(4, 2), rows(data(4)), [MEL], {})
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["thesis.tex"]
 
 
 def test_write_errors(tmp_path: Path) -> None:

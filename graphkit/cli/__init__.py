@@ -4,13 +4,15 @@ Each subcommand module has ``HELP`` (its one line in ``graphkit --help``), ``add
 and ``run(args) -> int``; the shared flags and their validators are in :mod:`graphkit.cli._args`.
 
 Exit codes: 0 ok, 1 the model is wrong (parity, an expectation, a lint error, a compare or
-bisect finding), 2 bad recipe, bad model, bad data or bad usage. Errors are one line on stderr;
-anything that is not a GraphkitError is a bug and keeps its traceback.
+bisect finding), 2 bad recipe, bad model, bad data or bad usage, or an OSError nobody turned into
+a clearer error (a full disk, a read-only folder). Errors are one line on stderr; anything else
+that is not a GraphkitError is a bug and keeps its traceback (``-v`` logs it for an OSError).
 """
 
 from __future__ import annotations
 
 import argparse
+import atexit
 import importlib
 import logging
 import os
@@ -19,10 +21,11 @@ import sys
 import threading
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 from graphkit._util import check_path, one_line
 from graphkit._version import __version__
-from graphkit.errors import GraphkitError, UsageError
+from graphkit.errors import GraphkitError, Terminated, UsageError, check_interrupted, note_interrupt
 
 log = logging.getLogger("graphkit")
 SUBCOMMANDS = ("apply", "eval", "bench", "preprocess", "compare", "bisect", "lint", "passes", "inspect")
@@ -51,34 +54,47 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
-class Terminated(KeyboardInterrupt):
-    """SIGTERM, raised like Ctrl-C so that every ``finally`` (staging folders, temporary
-    files) runs before the process exits."""
+_SIGNALS = (signal.SIGINT, signal.SIGTERM)
 
 
-def _on_sigterm(signum: int, frame: object) -> None:
-    raise Terminated()
+def _on_signal(signum: int, frame: object) -> None:
+    """The first Ctrl-C or SIGTERM interrupts the run; later ones are ignored, so that they
+    cannot break the cleanup the first one started (staging folders, temporary files) with a
+    traceback of their own. :func:`main` gives in-process callers their handlers back; the
+    exit hook ignores the signals again for the interpreter's own shutdown, which otherwise
+    resets them to the default and dies of a second Ctrl-C."""
+    _ignore_signals()
+    atexit.register(_ignore_signals)
+    note_interrupt(signum)
+    raise Terminated() if signum == signal.SIGTERM else KeyboardInterrupt()
+
+
+def _ignore_signals() -> None:
+    for sig in _SIGNALS:
+        signal.signal(sig, signal.SIG_IGN)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     root = logging.getLogger("graphkit")
     saved = (root.handlers[:], root.level, root.propagate)
-    previous = None
+    previous: dict[signal.Signals, Any] = {}
     if threading.current_thread() is threading.main_thread():
-        previous = signal.signal(signal.SIGTERM, _on_sigterm)
+        previous = {sig: signal.signal(sig, _on_signal) for sig in _SIGNALS}
     try:
         return _main(argv)
-    finally:  # in-process callers (tests, notebooks) get their logging and SIGTERM back
+    finally:  # in-process callers (tests, notebooks) get their logging and signal handlers back
+        note_interrupt(None)
         root.handlers[:], root.level, root.propagate = saved
-        if previous is not None:
-            signal.signal(signal.SIGTERM, previous)
+        for sig, handler in previous.items():
+            if handler is not None:  # None: a handler installed from C, which Python cannot restore
+                signal.signal(sig, handler)
 
 
 def _main(argv: Sequence[str] | None) -> int:
-    verbose = False
+    verbose, command = False, ""
     try:
         args = build_parser().parse_args(argv)
-        verbose = args.verbose
+        verbose, command = args.verbose, args.command
         _setup_logging(args.verbose, args.quiet)
         _check_path_args(args)
         return args.func(args)
@@ -90,10 +106,35 @@ def _main(argv: Sequence[str] | None) -> int:
     except BrokenPipeError:  # `graphkit passes | head -1`: the reader has what it wanted
         _silence_stdout()
         return 141  # 128 + SIGPIPE, as a shell tool killed by the signal reports
+    except OSError as exc:  # a full disk, a read-only folder: the user's environment, not a bug
+        from graphkit.ir.io import describe_os_error  # here: --version must not import onnx
+
+        if verbose:
+            logging.getLogger("graphkit").exception("traceback")
+        print(f"graphkit: error: {describe_os_error(exc)}", file=sys.stderr)
+        return 2
+    except ImportError as exc:  # an interrupt during a native module's import, or a bug
+        try:
+            check_interrupted(exc)
+        except KeyboardInterrupt as interrupt:
+            return _interrupted(interrupt, command)
+        raise
     except KeyboardInterrupt as exc:
-        what = "terminated" if isinstance(exc, Terminated) else "interrupted"
-        print(f"graphkit: {what}; files are renamed into place only when a run completes", file=sys.stderr)
-        return 143 if isinstance(exc, Terminated) else 130
+        return _interrupted(exc, command)
+
+
+def _interrupted(exc: KeyboardInterrupt, command: str) -> int:
+    what = "terminated" if isinstance(exc, Terminated) else "interrupted"
+    note = _INTERRUPTED.get(command, "files are renamed into place only when a run completes")
+    print(f"graphkit: {what}; {note}", file=sys.stderr)
+    return 143 if isinstance(exc, Terminated) else 130
+
+
+# What an interrupted run leaves, where the default note is not the whole truth.
+_INTERRUPTED = {
+    "eval": "the report is written only after every run completes",
+    "bench": "the report is written only after every run completes",
+}
 
 
 def _silence_stdout() -> None:

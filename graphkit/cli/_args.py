@@ -125,7 +125,8 @@ def add_runners(p: argparse.ArgumentParser, choices: Sequence[str], default: str
         action="append",
         default=[],
         metavar="RUNNER",
-        help=f"{', '.join(choices)} (files=DIR, ais_bench=DEVICE); repeat for several (default: {default})",
+        help=f"{', '.join(choices)} (files=DIR[,dtype=float16][,fmt=F], ais_bench=DEVICE); "
+        f"repeat for several (default: {default})",
     )
 
 

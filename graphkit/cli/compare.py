@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 from pathlib import Path
 
 from graphkit.cli import _args
@@ -34,9 +35,11 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--max-abs",
         type=_args.finite_float("--max-abs", minimum=0.0),
-        default=e.max_abs,
+        default=None,
         help=f"elementwise rule |Δ| <= max_abs + max_rel·|ref|, shown per tensor (default {e.max_abs:g}); "
-        "the relative limits are not applied to tensors within max_abs of zero",
+        "given, it is also the network outputs' tolerance (else the recipe's, from the manifest.json of "
+        "an apply output folder, else graphkit's default); the relative limits are not applied to "
+        "tensors within max_abs of zero",
     )
     p.add_argument(
         "--max-rel",
@@ -49,14 +52,17 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    """0 when every network output is within the thresholds, else 1."""
-    from graphkit.debug.compare import Thresholds, default_report_dir, render, write_reports
+    """0 when every network output is within msit's thresholds and its tolerance, else 1."""
+    from graphkit.debug.compare import ELEMWISE, Thresholds, default_report_dir, render, write_reports
     from graphkit.debug.compare_run import compare_paths
+    from graphkit.debug.tolerance import output_tolerance
     from graphkit.numerics import Tolerance
 
-    elemwise = Tolerance(max_abs=args.max_abs, max_rel=args.max_rel, min_cosine=None)
+    max_abs = ELEMWISE.max_abs if args.max_abs is None else args.max_abs
+    elemwise = Tolerance(max_abs=max_abs, max_rel=args.max_rel, min_cosine=None)
     limits = {dest: getattr(args, dest) for _, dest in _ABOVE}
-    thresholds = Thresholds(cosine=args.cosine, **limits, elemwise=elemwise)
+    outputs = output_tolerance(args.a, args.b, max_abs=args.max_abs, max_rel=args.max_rel)
+    thresholds = Thresholds(cosine=args.cosine, **limits, elemwise=elemwise, outputs=outputs)
     report = compare_paths(
         args.a,
         args.b,
@@ -72,4 +78,6 @@ def run(args: argparse.Namespace) -> int:
     else:
         print(render(report))
         print(f"\nwrote {csv_path} and {json_path}")
+    for line in report.output_failures:  # on stderr too: the reason a CI job failed, even with --json
+        print(f"graphkit: compare failed: {line}", file=sys.stderr)
     return 0 if report.outputs_ok else 1

@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import argparse
+import sys
 from pathlib import Path
 
 from graphkit.cli import _args
+from graphkit.errors import UsageError
+from graphkit.eval.gate import parse_max_delta
 
 HELP = "the task's metric per batch size and runner"
 
@@ -27,13 +30,46 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     )
     _args.add_limit(p, 2)
     _args.add_out(p, "report folder (default <models>/eval)")
+    g = p.add_argument_group("gate (exit 1 when a runner drifts from the reference beyond a limit)")
+    g.add_argument(
+        "--max-delta",
+        type=parse_max_delta,
+        action="append",
+        default=[],
+        metavar="METRIC=X",
+        help="|candidate - reference| of a task metric (eer_percent, roc_auc, min_tdcf, centroid_roc_auc, "
+        "trial_roc_auc, min_dcf_0.01, min_dcf_0.05) at most X; repeatable",
+    )
+    g.add_argument(
+        "--max-score-delta",
+        type=_args.finite_float("--max-score-delta", minimum=0.0),
+        default=None,
+        metavar="X",
+        help="max |Δ| of the per-utterance (per-trial) scores at most X",
+    )
+    g.add_argument(
+        "--min-cosine",
+        type=_cosine,
+        default=None,
+        metavar="X",
+        help="minimum cosine between embeddings at least X (speaker verification)",
+    )
+
+
+def _cosine(text: str) -> float:
+    value = _args.finite_float("--min-cosine")(text)
+    if not -1.0 <= value <= 1.0:
+        raise UsageError(f"--min-cosine must be in [-1, 1], got {value:g}")
+    return value
 
 
 def run(args: argparse.Namespace) -> int:
     from graphkit.eval.evaluate import evaluate
-    from graphkit.eval.report import render_eval, write_eval
+    from graphkit.eval.gate import gate_from
+    from graphkit.eval.report import render_eval, render_gate, write_eval
     from graphkit.recipe import load_recipe
 
+    gate = gate_from(args.max_delta, args.max_score_delta, args.min_cosine)
     report = evaluate(
         load_recipe(args.recipe),
         args.data,
@@ -44,8 +80,12 @@ def run(args: argparse.Namespace) -> int:
         trials=args.trials,
         asv_scores=args.asv_scores,
         limit=args.limit,
+        gate=gate,
     )
-    json_path, png_path = write_eval(report, args.out)
+    json_path, png_path = write_eval(report, args.out)  # written whatever the gate says
     print(render_eval(report))
     print(f"\nwrote {json_path} and {png_path}")
-    return 0
+    breaches = render_gate(report)
+    for line in breaches:
+        print(f"graphkit: {line}", file=sys.stderr)
+    return 1 if breaches else 0

@@ -24,6 +24,7 @@ import soundfile as sf
 from graphkit.errors import DataError
 
 SAMPLE_RATE = 16000
+AUDIO_SUFFIXES = (".wav", ".flac")
 N_FFT = 400  # filter length = window length: 25 ms
 HOP = 160  # 10 ms
 N_MELS = 80
@@ -42,7 +43,8 @@ def read_audio(path: str | os.PathLike[str], *, sample_rate: int = SAMPLE_RATE) 
 
     Integer PCM is scaled by 1/32768 (16 bit), as the guide's ``int16 / 32768``. Multi-channel
     audio is averaged over its channels. Raises :class:`DataError` for a missing, undecodable
-    or empty file, and for any sample rate other than ``sample_rate``: graphkit never resamples.
+    or empty file, for any sample rate other than ``sample_rate`` (graphkit never resamples), and
+    for samples that are NaN, infinite or beyond full scale (:func:`_check_samples`).
     """
     path = Path(path)
     if not path.is_file():
@@ -58,9 +60,78 @@ def read_audio(path: str | os.PathLike[str], *, sample_rate: int = SAMPLE_RATE) 
         )
     if data.shape[0] == 0:
         raise DataError(f"audio file {path} holds no samples")
+    _check_samples(data, path)
     if data.shape[1] == 1:
         return np.ascontiguousarray(data[:, 0])
     return data.mean(axis=1, dtype=np.float64).astype(np.float32)  # stereo -> mean of channels
+
+
+# A float wav may overshoot full scale by this much and still be read. Integer PCM (and FLAC,
+# always integer) decodes into [-1, 1) and cannot exceed it; a float file can hold anything. Two
+# 16-bit steps (2/32768) cover what a float export of full-scale int16 audio picks up from
+# dither or rounding, and are below the quantisation noise the models were trained with. A
+# resampler's ringing on clipped audio or a wrong gain (×50 flips AASIST's decision) goes
+# further and is refused: the user rescales or clips, graphkit does not guess which.
+FULL_SCALE_TOLERANCE = 2.0 / 32768
+
+
+def _check_samples(data: np.ndarray, path: Path) -> None:
+    """Refuse NaN/Inf samples and float samples beyond full scale, instead of scoring them."""
+    finite = np.isfinite(data)
+    if not finite.all():
+        nan = int(np.isnan(data).sum())
+        inf = data.size - int(finite.sum()) - nan
+        raise DataError(
+            f"{path}: {data.size - int(finite.sum())} of {data.size} samples are not finite "
+            f"({nan} NaN, {inf} Inf): the file is corrupt; re-export it from its source"
+        )
+    peak = float(np.abs(data).max())
+    if peak > 1.0 + FULL_SCALE_TOLERANCE:
+        over = int((np.abs(data) > 1.0 + FULL_SCALE_TOLERANCE).sum())
+        raise DataError(
+            f"{path}: {over} of {data.size} float samples exceed full scale (peak {peak:.6g}, "
+            "at most 1.0 expected): rescale it to [-1, 1] (sox --norm in.wav out.wav) or convert "
+            "it to 16-bit PCM"
+        )
+
+
+def audio_files(root: str | os.PathLike[str]) -> list[Path]:
+    """The .wav/.flac files below ``root`` in walk order (folders and names sorted), hidden
+    names skipped. Nothing is skipped silently: a folder that cannot be read, a broken symbolic
+    link, or one folder reached twice (a symlink loop, two links to one speaker) is a DataError.
+    Symbolic links to folders are followed: datasets are often assembled from links, and
+    os.walk's default would drop a linked speaker folder without a word."""
+    root = Path(root)
+    found: list[Path] = []
+    seen: dict[tuple[int, int], str] = {}
+
+    def unreadable(exc: OSError) -> None:
+        raise DataError(
+            f"{exc.filename}: cannot read the folder ({exc.strerror or exc}); its audio would be "
+            "left out: fix its permissions or remove it"
+        )
+
+    for dirpath, dirnames, filenames in os.walk(root, onerror=unreadable, followlinks=True):
+        st = os.stat(dirpath)
+        first = seen.setdefault((st.st_dev, st.st_ino), dirpath)
+        if first != dirpath:
+            raise DataError(
+                f"{dirpath}: the same folder as {first} (a symbolic link loop or two links to one "
+                "folder); its audio would be read twice: remove one link"
+            )
+        dirnames[:] = sorted(d for d in dirnames if not d.startswith("."))
+        for name in sorted(filenames):
+            if name.startswith("."):
+                continue
+            path = Path(dirpath) / name
+            if not path.exists():  # os.walk lists a dangling link as a file, whatever it was
+                raise DataError(
+                    f"{path}: broken symbolic link (to {os.readlink(path)}): the file or folder "
+                    "it names is missing; restore it or remove the link"
+                )
+            if name.lower().endswith(AUDIO_SUFFIXES):
+                found.append(path)
+    return found
 
 
 def _hz_to_mel(hz: np.ndarray) -> np.ndarray:

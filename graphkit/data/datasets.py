@@ -17,6 +17,7 @@ Every bad-data case is a :class:`~graphkit.errors.DataError` with one line namin
 from __future__ import annotations
 
 import csv
+import io
 import logging
 import os
 from collections.abc import Sequence
@@ -24,6 +25,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
+from graphkit.data.audio import AUDIO_SUFFIXES, audio_files
 from graphkit.errors import DataError
 from graphkit.ir.io import text_fields
 
@@ -39,7 +41,6 @@ __all__ = [
 
 log = logging.getLogger(__name__)
 
-AUDIO_SUFFIXES = (".wav", ".flac")
 LABELS = ("bonafide", "spoof")
 TRIAL_NAMES = ("veri_test.txt", "veri_test2.txt", "trials*.txt")
 LA_PROTOCOLS = "ASVspoof2019_LA_cm_protocols"
@@ -72,17 +73,6 @@ class Dataset:
 # --- helpers ----------------------------------------------------------------------------------
 
 
-def _audio_files(root: Path) -> list[Path]:
-    """Audio files under root, sorted, skipping hidden files and folders."""
-    found = []
-    for dirpath, dirnames, filenames in os.walk(root):
-        dirnames[:] = sorted(d for d in dirnames if not d.startswith("."))
-        for name in sorted(filenames):
-            if not name.startswith(".") and name.lower().endswith(AUDIO_SUFFIXES):
-                found.append(Path(dirpath) / name)
-    return found
-
-
 def _rel_id(path: Path, root: Path) -> str:
     return path.relative_to(root).as_posix()
 
@@ -113,16 +103,90 @@ def _missing(names: Sequence[str], what: str, where: Path) -> None:
 
 
 def read_trials(path: Path | str) -> tuple[Trial, ...]:
-    """A VoxCeleb-format trial list: lines ``label enroll test``, label 1 = target, 0 = not."""
-    path = Path(path)
+    """A VoxCeleb-format trial list: lines ``label enroll test``, label 1 = target, 0 = not.
+
+    Refused, since each would move the EER without a word: a self-trial (enroll == test), the
+    same pair listed twice, a pair labelled both target and non-target (in either order). A pair
+    repeated in swapped order (b a after a b) is kept with a warning: a cosine score is symmetric,
+    so it counts twice, but the official VoxCeleb1 lists hold 338 such pairs and published EERs
+    count them."""
+    return tuple(t for _, t in _numbered_trials(Path(path)))
+
+
+def _numbered_trials(path: Path) -> list[tuple[int, Trial]]:
     trials = []
     for number, fields in text_fields(path, "trial list"):
         if len(fields) != 3 or fields[0] not in ("0", "1"):
             raise DataError(f"{path}:{number}: expected '1|0 enroll test', got {' '.join(fields)!r}")
-        trials.append(Trial(enroll=fields[1], test=fields[2], target=fields[0] == "1"))
+        trials.append((number, Trial(enroll=fields[1], test=fields[2], target=fields[0] == "1")))
     if not trials:
         raise DataError(f"{path}: empty trial list")
-    return tuple(trials)
+    _check_trials(trials, path)
+    return trials
+
+
+def _at(numbers: Sequence[int]) -> str:
+    """'line 3' or 'lines 3 and 9': the first two of ``numbers``."""
+    return f"line {numbers[0]}" if len(numbers) == 1 else f"lines {numbers[0]} and {numbers[1]}"
+
+
+def _check_trials(trials: list[tuple[int, Trial]], path: Path) -> None:
+    selfs = [n for n, t in trials if t.enroll == t.test]
+    if selfs:
+        raise DataError(
+            f"{path}: {len(selfs)} self-trials (enroll and test are the same file), at {_at(selfs)}: "
+            "a file always matches itself; remove them"
+        )
+    first: dict[tuple[str, str], tuple[int, Trial]] = {}
+    conflicts: list[tuple[int, int]] = []
+    repeats: list[tuple[int, int]] = []
+    swapped: list[tuple[int, int]] = []
+    for number, t in trials:
+        key = (t.enroll, t.test) if t.enroll < t.test else (t.test, t.enroll)
+        if key not in first:
+            first[key] = (number, t)
+            continue
+        was, earlier = first[key]
+        if earlier.target != t.target:
+            conflicts.append((was, number))
+        elif earlier.enroll == t.enroll:
+            repeats.append((was, number))
+        else:
+            swapped.append((was, number))
+    if conflicts:
+        raise DataError(
+            f"{path}: {len(conflicts)} pairs labelled both target and non-target, first at "
+            f"{_at(conflicts[0])}: fix the labels"
+        )
+    if repeats:
+        raise DataError(
+            f"{path}: {len(repeats)} trials repeat an earlier one, first at {_at(repeats[0])}: "
+            "each repeat weighs its pair twice in the EER; remove the repeats"
+        )
+    if swapped:
+        log.warning(
+            "%s: %d trials repeat an earlier pair in swapped order (first at %s); kept, as in the "
+            "official VoxCeleb1 lists: with a symmetric score each such pair counts twice",
+            path,
+            len(swapped),
+            _at(swapped[0]),
+        )
+
+
+def _check_labels(trials: list[tuple[int, Trial]], speaker: dict[str, str | None], path: Path) -> None:
+    """Refuse trials whose label contradicts the speaker folders: in this layout the speaker is
+    the first path component by definition, so a contradiction is a wrong label (or a file in the
+    wrong folder), and either way the EER would be computed against it."""
+    wrong = [(n, t) for n, t in trials if (speaker[t.enroll] == speaker[t.test]) != t.target]
+    if wrong:
+        t = wrong[0][1]
+        said = "target" if t.target else "non-target"
+        truth = "two speaker folders" if t.target else "the same speaker folder"
+        raise DataError(
+            f"{path}: {len(wrong)} trials contradict the speaker folders, at {_at([n for n, _ in wrong])} "
+            f"(the first is labelled {said}, but {t.enroll} and {t.test} are in {truth}): fix the "
+            "labels or move the files"
+        )
 
 
 def _find_trials(root: Path) -> Path | None:
@@ -137,7 +201,7 @@ def load_speaker_dataset(root: Path | str, *, trials: Path | str | None = None) 
     """A ``speaker/…/utt.{wav,flac}`` tree and its trial list (see the module docstring)."""
     root = _existing_dir(root, "speaker dataset folder")
     utterances = []
-    for path in _audio_files(root):
+    for path in audio_files(root):
         uid = _rel_id(path, root)
         if "/" not in uid:
             raise DataError(f"{path}: audio at the top of a speaker dataset: expected speaker/utt")
@@ -154,10 +218,12 @@ def load_speaker_dataset(root: Path | str, *, trials: Path | str | None = None) 
         trial_path = _find_trials(root)
     trial_list: tuple[Trial, ...] = ()
     if trial_path is not None:
-        trial_list = read_trials(trial_path)
-        ids = {u.id for u in utts}
-        absent = list(dict.fromkeys(x for t in trial_list for x in (t.enroll, t.test) if x not in ids))
+        numbered = _numbered_trials(trial_path)
+        trial_list = tuple(t for _, t in numbered)
+        speaker = {u.id: u.speaker for u in utts}
+        absent = list(dict.fromkeys(x for t in trial_list for x in (t.enroll, t.test) if x not in speaker))
         _missing(absent, "files named by the trial list were", trial_path)
+        _check_labels(numbered, speaker, trial_path)
         log.info("%s: %d utterances, %d trials from %s", root, len(utts), len(trial_list), trial_path)
     return Dataset("speaker", root, utts, trial_list)
 
@@ -195,10 +261,25 @@ def _asvspoof(root: Path) -> list[Utterance]:
     return utterances
 
 
+def _utf8_text(path: Path, what: str) -> str:
+    """The text of a UTF-8 file (a leading BOM, as spreadsheets write it, dropped); anything
+    else is a DataError naming the line of the first bad byte."""
+    try:
+        data = path.read_bytes()
+    except OSError as exc:
+        raise DataError(f"{path}: cannot read the {what} ({exc.strerror or exc})") from None
+    try:
+        return data.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        line = data.count(b"\n", 0, exc.start) + 1
+        raise DataError(
+            f"{path}:{line}: the {what} is not UTF-8 text (byte 0x{data[exc.start]:02x}): save it as UTF-8"
+        ) from None
+
+
 def _labels_tsv(root: Path, label: str | None) -> list[Utterance]:
     table = root / "labels.tsv"
-    with table.open(encoding="utf-8", newline="") as handle:
-        rows = list(csv.reader(handle, delimiter="\t"))
+    rows = list(csv.reader(io.StringIO(_utf8_text(table, "labels table"), newline=""), delimiter="\t"))
     header = rows[0] if rows else []
     if "file" not in header or "label" not in header:
         raise DataError(f"{table}:1: header must name the columns file and label")
@@ -231,7 +312,7 @@ def _plain(root: Path, label: str | None) -> list[Utterance]:
     if label is None:
         raise DataError(f"{root}: no labels.tsv or ASVspoof protocol: give a label for the folder")
     utterances = []
-    for path in _audio_files(root):
+    for path in audio_files(root):
         uid = _rel_id(path, root)
         speaker = uid.split("/", 1)[0] if "/" in uid else None
         attack = "-" if label == "bonafide" else None

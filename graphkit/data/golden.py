@@ -26,7 +26,6 @@ from __future__ import annotations
 
 import json
 import re
-import zipfile
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -36,6 +35,7 @@ import numpy as np
 
 from graphkit.data.preprocess import batch_key
 from graphkit.errors import DataError
+from graphkit.ir.arrays import load_npz
 from graphkit.ir.io import atomic_path, write_bytes
 
 FORMAT = "graphkit-golden"
@@ -115,13 +115,9 @@ def save_golden(
 def load_golden(path: str | Path) -> Golden:
     """Read and check a golden file; anything missing, corrupt or foreign is a DataError."""
     path = Path(path)
-    if not path.is_file():
+    if not path.exists():
         raise DataError(f"{path}: golden file not found")
-    try:
-        with np.load(path, allow_pickle=False) as z:
-            arrays = {k: z[k] for k in z.files}
-    except (OSError, ValueError, EOFError, KeyError, zipfile.BadZipFile) as exc:
-        raise DataError(f"{path}: not a readable .npz file ({type(exc).__name__}: {exc})") from None
+    arrays = load_npz(path, "golden file")  # a .npy or a foreign zip under the name: said so
     if META_KEY not in arrays:
         raise DataError(f"{path}: not a graphkit golden file (no {META_KEY} entry)")
     try:

@@ -7,9 +7,10 @@ last row and records how many rows are valid. Batch k of input ``x`` is ``<out>/
 the key of batch k is ``<first input name><k>`` (``mel0``, ``mel1``, …) and the files runner
 finds ``mel0_output_0.txt`` / ``mel0_0.bin`` by it.
 
-Every file is written atomically. ``index.json`` is removed first and written last, so an index
-on disk always describes a complete set of batch files; stale ``<x><k>.bin`` files from an
-earlier, longer run are deleted (msame and ais_bench would otherwise run them too).
+The folder is published whole (:mod:`graphkit.ir.publish`): the batches and ``index.json`` are
+staged beside it and swapped in at once, so the folder always holds one run's complete set, and
+``<x><k>.bin`` files of an earlier, longer run are gone (msame and ais_bench would run them too).
+Other files in it are kept.
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ import numpy as np
 
 from graphkit.errors import DataError, UsageError
 from graphkit.ir.io import write_bytes
+from graphkit.ir.publish import Owned, ResultFolder
 from graphkit.recipe import InputSpec
 
 INDEX = "index.json"
@@ -117,46 +119,57 @@ def write_batches(
     size = batches[0].size
     if any(b.size != size for b in batches):
         raise DataError("batches of different sizes in one preprocess run")
-    (out / INDEX).unlink(missing_ok=True)
-    entries = []
-    for b in batches:
-        rows = rows_for(list(b.items[: b.valid]))
-        for spec in inputs:
-            arr = _padded(spec, rows, b, size)
-            write_bytes(out / spec.name / f"{spec.name}{b.index}.bin", arr.tobytes(order="C"))
-        row_ids = [str(ids[i]) if ids is not None else str(i) for i in b.items[: b.valid]]
-        entries.append(
-            {
-                "key": batch_key(inputs[0].name, b.index),
-                "index": b.index,
-                "valid": b.valid,
-                "items": list(b.items),
-                "ids": row_ids,
-            }
-        )
-    _remove_stale(out, inputs, {b.index for b in batches})
-    index = {
-        "format": FORMAT,
-        "version": VERSION,
-        "batch_size": size,
-        "inputs": [
-            {
-                "name": s.name,
-                "shape": list(_batch_shape(s, size)),
-                "spec_shape": list(s.shape),
-                "dtype": s.dtype,
-            }
-            for s in inputs
-        ],
-        "batches": entries,
-        "meta": dict(meta),
-    }
-    try:
-        text = json.dumps(index, indent=1, ensure_ascii=False, allow_nan=False)
-    except (TypeError, ValueError) as exc:
-        raise DataError(f"preprocess meta is not JSON: {exc}") from None
-    write_bytes(out / INDEX, (text + "\n").encode())
+    with ResultFolder(out, owned_by=_index_owned, marker=INDEX, command="preprocess") as folder:
+        stage = folder.staging
+        entries = []
+        for b in batches:
+            rows = rows_for(list(b.items[: b.valid]))
+            for spec in inputs:
+                arr = _padded(spec, rows, b, size)
+                write_bytes(stage / spec.name / f"{spec.name}{b.index}.bin", arr.tobytes(order="C"))
+            row_ids = [str(ids[i]) if ids is not None else str(i) for i in b.items[: b.valid]]
+            entries.append(
+                {
+                    "key": batch_key(inputs[0].name, b.index),
+                    "index": b.index,
+                    "valid": b.valid,
+                    "items": list(b.items),
+                    "ids": row_ids,
+                }
+            )
+        index = {
+            "format": FORMAT,
+            "version": VERSION,
+            "batch_size": size,
+            "inputs": [
+                {
+                    "name": s.name,
+                    "shape": list(_batch_shape(s, size)),
+                    "spec_shape": list(s.shape),
+                    "dtype": s.dtype,
+                }
+                for s in inputs
+            ],
+            "batches": entries,
+            "meta": dict(meta),
+        }
+        try:
+            text = json.dumps(index, indent=1, ensure_ascii=False, allow_nan=False)
+        except (TypeError, ValueError) as exc:
+            raise DataError(f"preprocess meta is not JSON: {exc}") from None
+        write_bytes(stage / INDEX, (text + "\n").encode())
+        folder.publish()
     return out / INDEX
+
+
+def _index_owned(folder: Path) -> Owned:
+    """The earlier run's files: its index and every ``<x>/<x><k>.bin`` of its inputs."""
+    try:
+        names = [str(d["name"]) for d in json.loads((folder / INDEX).read_text("utf-8"))["inputs"]]
+    except (OSError, UnicodeDecodeError, ValueError, KeyError, TypeError):
+        names = []
+    patterns = [re.compile(re.escape(n) + "/" + re.escape(n) + r"\d+\.bin") for n in names]
+    return lambda rel: rel == INDEX or rel in names or any(p.fullmatch(rel) for p in patterns)
 
 
 def _check_name(name: str) -> None:
@@ -195,16 +208,6 @@ def _padded(spec: InputSpec, rows: Mapping[str, np.ndarray], b: Batch, size: int
         last = np.take(arr, [b.valid - 1], axis=axis)
         arr = np.concatenate([arr] + [last] * (size - b.valid), axis=axis)
     return np.ascontiguousarray(arr)
-
-
-def _remove_stale(out: Path, inputs: Sequence[InputSpec], keep: set[int]) -> None:
-    for spec in inputs:
-        pattern = re.compile(re.escape(spec.name) + r"(\d+)\.bin$")
-        folder = out / spec.name
-        for p in folder.iterdir():
-            m = pattern.fullmatch(p.name)
-            if m and int(m.group(1)) not in keep:
-                p.unlink()
 
 
 def read_index(out_dir: str | Path) -> BatchIndex:

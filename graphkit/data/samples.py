@@ -14,17 +14,21 @@ from pathlib import Path
 import numpy as np
 
 from graphkit.errors import DataError
+from graphkit.ir.arrays import load_npy
 from graphkit.recipe import InputSpec, SampleSpec
 
 log = logging.getLogger("graphkit")
-AUDIO_SUFFIXES = (".flac", ".wav")
 AASIST_SAMPLES = 64600  # AASIST input: first 64,600 samples, shorter files tiled (upstream loader)
 
 
 def audio_files(path: Path) -> list[Path]:
+    """``path`` itself, or the audio below it, sorted; an unreadable folder or a broken link
+    below it is a DataError (:func:`graphkit.data.audio.audio_files`), never a smaller sample."""
     if path.is_file():
         return [path]
-    return sorted(p for p in path.rglob("*") if p.suffix.lower() in AUDIO_SUFFIXES and p.is_file())
+    from graphkit.data import audio
+
+    return sorted(audio.audio_files(path))
 
 
 def pick_evenly(items: list[Path], count: int) -> list[Path]:
@@ -57,10 +61,9 @@ def load_samples(spec: SampleSpec, inp: InputSpec) -> np.ndarray | None:
         log.warning("parity samples skipped: %s is absent (required: false)", source)
         return None
     if spec.npy is not None:
-        try:
-            arr = np.load(spec.npy, allow_pickle=False)
-        except (ValueError, OSError) as exc:
-            raise DataError(f"{spec.npy}: not a readable .npy array ({exc})") from None
+        arr = load_npy(spec.npy, "parity sample array")  # a .npz or a zip under the name: said so
+        if arr.ndim == 0:
+            raise DataError(f"{spec.npy}: a single value; parity samples are rows (N, *{row_shape})")
         rows = arr[: spec.count]
     else:
         files = pick_evenly(audio_files(source), spec.count)

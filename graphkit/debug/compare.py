@@ -8,7 +8,7 @@ the files-runner format. A golden file is always the reference side; otherwise A
   name they share is compared in A's topological order and the first abnormal one is reported.
   A name kept for another quantity (onnxsim folds a BN into the Conv before it: the Conv's
   name now holds the value after the BN) that does not match is "rewritten", not abnormal
-  (:func:`rewritten` says how the wiring tells).
+  (:func:`graphkit.debug.wiring.rewritten` says how the wiring tells).
 - model vs golden: the model runs on the golden inputs; its outputs (and any ``tensor/``
   entries of the golden) are compared by name.
 - golden vs NPU folder: the outputs msame / ais_bench wrote for the golden's batch key.
@@ -18,6 +18,8 @@ Metrics (per tensor, float64, docs/ascend-toolchain.md §5.3) are :class:`graphk
 is abnormal when any :class:`Thresholds` limit trips or it cannot be compared (shape mismatch,
 non-finite values that differ); KL is kept for distributions only (:func:`compare_tensor`).
 Judge by the network outputs first (msit): an intermediate deviation matters when one is off.
+A network output also fails where it breaks the output tolerance (:mod:`graphkit.debug.tolerance`:
+the flags', the recipe's or graphkit's default), whatever msit's limits say.
 
 This module judges values and reports: metrics, rows, the report and its CSV/JSON files and the
 text rendering; it runs nothing. Producing the values (onnxruntime runs, golden files, NPU output
@@ -39,6 +41,7 @@ from typing import Any
 import numpy as np
 
 from graphkit._util import text_table
+from graphkit.debug.tolerance import OutputTolerance, failure_line
 from graphkit.numerics import Check, Stats, Tolerance, check, negligible, stats
 
 Feed = dict[str, np.ndarray]  # a model's inputs by name (graphkit.debug.compare_run feeds them)
@@ -55,7 +58,8 @@ class Thresholds:
     ``elemwise`` is graphkit's pass/fail rule (:func:`graphkit.numerics.check`): every row shows
     whether it holds and the minimum tolerance that passes. Its ``max_abs`` is also the scale
     of "near zero": the relative limits (cosine, rel-euclid, KL, mean rel) do not trip on a
-    tensor whose values all lie within it on both sides, where they measure noise.
+    tensor whose values all lie within it on both sides, where they measure noise. A network
+    output is checked against ``outputs`` instead, and fails the comparison where it breaks it.
     """
 
     cosine: float = 0.99  # abnormal below
@@ -64,6 +68,7 @@ class Thresholds:
     rmse: float = 1.0
     mean_rel: float = 1.0
     elemwise: Tolerance = ELEMWISE
+    outputs: OutputTolerance = OutputTolerance()  # noqa: RUF009 - frozen, so a shared default is safe
 
     def tripped(self, m: Stats, *, negligible: bool = False) -> list[str]:
         """The limits ``m`` breaks, as text (``not <=`` so that NaN trips too); with
@@ -124,9 +129,9 @@ def compare_tensor(
     KL is kept only where the golden holds distributions along one of its axes (non-negative,
     summing to 1 within DISTRIBUTION_SUM_TOL: Softmax outputs); msit computes it for every
     non-negative tensor, where a ReLU map's "KL" measures nothing. ``wiring`` is why the name
-    may hold another quantity in the candidate (:func:`rewritten`); it excuses a mismatch and
-    never hides a match: a row that would be abnormal is "rewritten" (metrics and tripped
-    limits kept, for information), one that matches stays ok.
+    may hold another quantity in the candidate (:func:`~graphkit.debug.wiring.rewritten`); it
+    excuses a mismatch and never hides a match: a row that would be abnormal is "rewritten"
+    (metrics and tripped limits kept, for information), one that matches stays ok.
     """
 
     def row(
@@ -154,7 +159,7 @@ def compare_tensor(
         reasons.append(f"shape {list(g.shape)} vs {list(c.shape)}: compared without the size-1 axes")
         c = c.reshape(g.shape)
     g64, c64 = g.astype(np.float64), c.astype(np.float64)
-    elem = check(g64, c64, thresholds.elemwise)
+    elem = check(g64, c64, thresholds.outputs.tolerance_for(name) if is_output else thresholds.elemwise)
     fin_g, fin_c = np.isfinite(g64), np.isfinite(c64)
     bad = False
     if not (fin_g.all() and fin_c.all()):
@@ -207,64 +212,6 @@ def _dtype(a: np.ndarray | None) -> str:
     return "" if a is None else str(np.asarray(a).dtype)
 
 
-# -- which shared names are one quantity ----------------------------------------------------
-
-Operand = tuple[str, ...]  # ("data",), ("self",), ("absent",) or ("const", name, value digest)
-Use = tuple[str, tuple[Operand, ...]]  # a node: op type (":k" for output k > 0) and its inputs
-
-
-@dataclass(frozen=True)
-class Site:
-    """Where a tensor's value is made and read in its model, seen through the nodes that keep
-    values (Identity, Squeeze, Unsqueeze, Dropout): the producer ("graph input x" or "constant"
-    for those) and the nodes that read the value (Shape and Size read none and are left out)."""
-
-    producer: Use
-    readers: tuple[Use, ...]
-
-
-def rewritten(a: Site | None, b: Site | None) -> str:
-    """Why a name of both A and B holds another quantity in B; "" when nothing says so.
-
-    The name is one quantity when its producer and its readers are the same nodes in both
-    models: the same op type (and output), as many inputs, and the same constant wherever both
-    read one (the same name, or the same values under another: a copy, a lifted copy). Data
-    inputs count by position only: a rewrite upstream may rename what flows in, not its value.
-    Values and attributes are what compare judges: a weight perturbed under its own name is a
-    divergence, a folded one (new name, new values) a rewrite. The rule is local, so the
-    tensors after a fusion are judged again.
-    """
-    if a is None or b is None:
-        return ""
-    why = []
-    if not _same_use(a.producer, b.producer):
-        why.append(f"produced by {_use_text(a.producer)} in A, {_use_text(b.producer)} in B")
-    if not (_covered(a.readers, b.readers) and _covered(b.readers, a.readers)):
-        ra, rb = (", ".join(sorted({_use_text(u) for u in s.readers})) or "nothing" for s in (a, b))
-        why.append(f"read by {ra} in A, {rb} in B")
-    return "; ".join(why)
-
-
-def _same_use(a: Use, b: Use) -> bool:
-    return a[0] == b[0] and len(a[1]) == len(b[1]) and all(map(_same_operand, a[1], b[1]))
-
-
-def _same_operand(x: Operand, y: Operand) -> bool:
-    if x[0] == y[0] == "const":
-        return x[1] == y[1] or x[2] == y[2]
-    # data on one side, a constant on the other: a subgraph folded (a Reshape's computed shape)
-    return x[0] == y[0] or {x[0], y[0]} == {"data", "const"}
-
-
-def _covered(uses: Sequence[Use], by: Sequence[Use]) -> bool:
-    return all(any(_same_use(u, v) for v in by) for u in uses)
-
-
-def _use_text(u: Use) -> str:
-    args = ("-" if o[0] == "absent" else o[1] if o[0] == "const" else "·" for o in u[1])
-    return f"{u[0]}({', '.join(args)})" if u[1] else u[0]
-
-
 @dataclass
 class CompareReport:
     """All compared tensors (the reference's topological order where known)."""
@@ -284,7 +231,17 @@ class CompareReport:
     @property
     def outputs_ok(self) -> bool:
         outs = [r for r in self.rows if r.is_output]
-        return bool(outs) and not any(r.abnormal for r in outs)
+        return bool(outs) and not any(r.abnormal for r in outs) and not self.output_failures
+
+    @property
+    def output_failures(self) -> list[str]:
+        """One line per network output beyond its tolerance (``Thresholds.outputs``)."""
+        t = self.thresholds.outputs
+        return [
+            failure_line(r.tensor, r.elemwise, t.tolerance_for(r.tensor), t.source)
+            for r in self.rows
+            if r.is_output and r.elemwise is not None and not r.elemwise.ok
+        ]
 
     @property
     def counts(self) -> dict[str, int]:
@@ -295,6 +252,7 @@ class CompareReport:
             "abnormal": sum(r.abnormal for r in self.rows),
             "outputs": len(outs),
             "outputs_abnormal": sum(r.abnormal for r in outs),
+            "outputs_beyond_tolerance": sum(r.elemwise is not None and not r.elemwise.ok for r in outs),
             **self.skipped,
         }
 
@@ -308,6 +266,7 @@ class CompareReport:
                 "thresholds": asdict(self.thresholds),
                 "outputs_ok": self.outputs_ok,
                 "first_divergent": None if first is None else first.tensor,
+                "output_failures": self.output_failures,
                 "counts": self.counts,
                 "notes": self.notes,
                 "rows": [{**asdict(r), "status": r.status} for r in self.rows],
@@ -408,13 +367,18 @@ def render(report: CompareReport, limit: int = 10) -> str:
         f"elementwise rule: {report.thresholds.elemwise.describe()} per element (--max-abs, --max-rel); "
         "'min tol' is the smallest max_abs | max_rel that passes"
     )
+    t = report.thresholds.outputs
+    per = "".join(f"; {n}: {v.describe()}" for n, v in t.per_output.items())
+    lines.append(f"network outputs must pass {t.default.describe()}{per} ({t.source})")
+    lines += [f"FAIL: {line}" for line in report.output_failures]
     c = report.counts
     verdict = "PASS" if report.outputs_ok else "FAIL"
+    failed = sum(r.abnormal or (r.elemwise is not None and not r.elemwise.ok) for r in outs)
     skipped = {"rewritten": c["rewritten"], **report.skipped}
     extra = "".join(f", {v} {k.replace('_', ' ')}" for k, v in skipped.items() if v)
     lines.append(
         f"{c['compared']} tensors compared, {c['abnormal']} abnormal{extra}; "
-        f"network outputs: {c['outputs'] - c['outputs_abnormal']}/{c['outputs']} within thresholds: {verdict}"
+        f"network outputs: {c['outputs'] - failed}/{c['outputs']} within thresholds and tolerance: {verdict}"
     )
     return "\n".join(lines)
 

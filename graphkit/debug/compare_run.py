@@ -4,14 +4,11 @@
 judging them. This module does the first: it runs models under onnxruntime with every
 intermediate tensor exposed as a graph output (seeded or golden inputs), loads golden files and
 reads NPU output folders, and pairs the values up by name for each case of A vs B (model vs
-model, model vs golden, golden vs NPU folder, golden vs golden); for model vs model it also
-reads where each tensor sits in its graph (:func:`_sites`), the evidence that
-:func:`graphkit.debug.compare.rewritten` weighs. The metrics, the report, its CSV/JSON files
-and the CLI are in :mod:`graphkit.debug.compare`.
-
-It is a module of its own because it is where the I/O and onnxruntime live, while compare.py is
-pure arithmetic on arrays; it imports compare.py (thresholds, rows, the report), never the
-other way round.
+model, model vs golden, golden vs NPU folder, golden vs golden); for model vs model it also reads
+where each tensor sits in its graph (:func:`_sites`), the evidence that
+:func:`graphkit.debug.wiring.rewritten` weighs. The metrics, the report, its files and the CLI are
+in :mod:`graphkit.debug.compare`, pure arithmetic that never imports this module; the I/O lives
+here (a file in an apply output folder is first checked against its manifest.json).
 """
 
 from __future__ import annotations
@@ -28,14 +25,16 @@ import numpy as np
 import onnx
 from onnx import numpy_helper
 
-from graphkit.debug.compare import CompareReport, Feed, Site, Thresholds, compare_tensor, rewritten
+from graphkit.debug.compare import CompareReport, Feed, Thresholds, compare_tensor
+from graphkit.debug.wiring import Site, rewritten
 from graphkit.errors import DataError, ModelError, UsageError
 from graphkit.ir.proto import is_onnx_domain
+from graphkit.pipeline.verify import verify_listed
 from graphkit.recipe import MAX_BATCH
 
 if TYPE_CHECKING:
     from graphkit.data.golden import Golden
-    from graphkit.debug.compare import Operand, Use
+    from graphkit.debug.wiring import Operand, Use
 
 log = logging.getLogger("graphkit.debug.compare")
 
@@ -64,6 +63,7 @@ def compare_paths(
         raise UsageError(f"--seed must be >= 0, got {seed}")
     a, b = Path(a), Path(b)
     kinds = (_kind(a), _kind(b))
+    verify_listed(a, b, inputs)  # a stale or edited model or golden file of an apply: refused
     if "files" in kinds:
         if sorted(kinds) != ["files", "golden"]:
             raise UsageError(
@@ -82,14 +82,17 @@ def compare_paths(
     return _model_vs_golden(model, golden, thresholds, outputs_only)
 
 
+_TAKES = "compare takes models, golden .npz files and NPU output folders"
+
+
 def _kind(path: Path) -> str:
     suffix = path.suffix.lower()
     if path.is_dir():
         return "files"
+    if suffix == ".npy":  # it would be read as a model ("not an ONNX model"): say what it is
+        raise UsageError(f"{path}: a .npy array holds no tensor names ({_TAKES})")
     if not path.exists() and suffix not in (".npz", ".onnx"):  # those two get their loader's error
-        raise UsageError(
-            f"{path}: not found (compare takes models, golden .npz files and NPU output folders)"
-        )
+        raise UsageError(f"{path}: not found ({_TAKES})")
     return "golden" if suffix == ".npz" else "model"
 
 
@@ -133,7 +136,7 @@ _NO_VALUE = frozenset({"Shape", "Size"})  # they read a tensor's shape only
 
 
 def _sites(graph: onnx.GraphProto, names: Iterable[str]) -> dict[str, Site]:
-    """The :class:`~graphkit.debug.compare.Site` of each name, from the graph's own nodes (a
+    """The :class:`~graphkit.debug.wiring.Site` of each name, from the graph's own nodes (a
     subgraph that reads a tensor is not counted among its readers)."""
     made: dict[str, tuple[onnx.NodeProto, int]] = {}
     readers: dict[str, list[onnx.NodeProto]] = {}
@@ -395,10 +398,12 @@ def _golden_vs_files(golden_path: Path, folder: Path, t: Thresholds) -> CompareR
     from graphkit.runners.files import FilesRunner
 
     g = load_golden(golden_path)
+    batches = {v.shape[0] for v in g.outputs.values() if v.ndim}
     runner = FilesRunner(
         folder,
         output_names=list(g.outputs),
         output_shapes={n: v.shape[1:] for n, v in g.outputs.items()},
+        batch=batches.pop() if len(batches) == 1 else None,  # tells an fp16 file by its size
         dtype={n: v.dtype.name for n, v in g.outputs.items()},
     )
     got = runner.infer(g.inputs, key=g.key)
@@ -411,6 +416,8 @@ def _golden_vs_files(golden_path: Path, folder: Path, t: Thresholds) -> CompareR
     notes = [f"read {runner.fmt} files of batch key '{g.key}'"]
     if runner.fmt == "msame_txt":
         notes.append("TXT outputs carry only the precision msame printed")
+    if runner.fp16_outputs:
+        notes.append(f"float16 outputs, widened to float32: {', '.join(sorted(runner.fp16_outputs))}")
     return CompareReport(
         _golden_label(golden_path, g), f"{folder} (NPU outputs)", "golden-files", t, rows, notes
     )

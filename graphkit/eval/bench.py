@@ -3,6 +3,10 @@
 Per runner and batch size: ``warmup`` untimed runs, then ``loops`` timed runs on seeded input.
 Latency mean / p50 / p99 in ms; throughput = 1000 · batch / mean latency (ais_bench's
 definition; for ais_bench the device compute time it reports is used, otherwise wall time).
+
+Before the first run, :func:`check_batch_memory` sizes every batch size a runner on this machine
+takes, and refuses one that would not fit (ECAPA-TDNN at ``--batch 4096`` took 8 GB and
+counting); ``graphkit eval`` checks its batch sizes the same way.
 """
 
 from __future__ import annotations
@@ -15,12 +19,14 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import onnx
 
 from graphkit.errors import UsageError
+from graphkit.ir.memory import check_fits, run_bytes
 from graphkit.pipeline.reference import seeded_rows
 from graphkit.recipe import Recipe
 from graphkit.runners.base import Runner
-from graphkit.runners.select import BENCH_RUNNERS, RecipeRunners, parse_runner
+from graphkit.runners.select import BENCH_RUNNERS, RecipeRunners, RunnerChoice, parse_runner
 
 log = logging.getLogger("graphkit")
 
@@ -103,6 +109,7 @@ def bench(
     batch_sizes = list(batch_sizes or recipe.batch_sizes)
     factory = RecipeRunners(recipe, models_dir=models_dir, weights=weights)
     factory.check(choices, batch_sizes)  # every model is there before the first timing
+    check_batch_memory(factory, choices, batch_sizes, batch_free=True)
     rows: list[Timing] = []
     for b in batch_sizes:
         feeds = seeded_rows(recipe.inputs, b, recipe.parity.seed)
@@ -114,3 +121,49 @@ def bench(
             )
             rows.append(Timing(choice.kind, b, **stats))
     return BenchReport(recipe, list(runners), batch_sizes, rows)
+
+
+# Runners whose runs take this machine's memory (ort_cuda's take the GPU's, ais_bench's the NPU's).
+_LOCAL = ("graphkit", "export", "torch")
+
+
+def check_batch_memory(
+    factory: RecipeRunners,
+    choices: Sequence[RunnerChoice],
+    batch_sizes: Sequence[int],
+    *,
+    batch_free: bool,
+) -> None:
+    """Refuse (MemoryLimitError, one line) a batch size whose run on a local runner would not
+    fit in memory. ``batch_free``: the export and torch runners run at those batch sizes too
+    (bench), not at a small batch of their own (eval). The rows eval reads ahead (a few
+    batches) are small beside one run's activations and are not counted. The run is sized by
+    the emitted model of that size, or that of another size scaled (the export is the same
+    model before the rewrites, the PyTorch module the same computation), else by an ONNX
+    source; a torch source with no emitted model is not sized."""
+    kinds = {c.kind for c in choices if c.kind in _LOCAL and (batch_free or c.per_batch)}
+    if not kinds:
+        return
+    for b in batch_sizes:
+        model = _sizing_model(factory, b)
+        if model is None:
+            log.debug("batch %d: no model to size the run by", b)
+            continue
+        check_fits(
+            run_bytes(model, b),
+            f"--batch {b}: one run of {factory.recipe.name} at batch {b}",
+            "give smaller --batch sizes",
+        )
+
+
+def _sizing_model(factory: RecipeRunners, batch: int) -> onnx.ModelProto | None:
+    candidates = [factory.model_path(batch)]
+    candidates += sorted(factory.models_dir.glob(f"{factory.recipe.name}_bs*.onnx"))
+    source = factory.recipe.source.onnx
+    candidates += [source] if source is not None else []
+    for path in candidates:
+        try:  # the weights' sizes are in the file; their external data is not needed
+            return onnx.load(str(path), load_external_data=False)
+        except Exception:  # missing or unreadable: opening the runner says so, clearly
+            continue
+    return None

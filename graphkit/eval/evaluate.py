@@ -9,8 +9,10 @@ every runner infers them, and the task's metric is computed from the valid rows:
 * anti-spoofing: EER and ROC AUC of the bona fide score, and min t-DCF when ASV scores are given.
 
 Agreement with the reference runner (torch when it is evaluated) is reported per utterance:
-max |Δ| of the scores and the minimum cosine between embeddings. Features are extracted once,
-in a background thread that runs ahead of inference.
+max |Δ| of the scores and the minimum cosine between embeddings. Features are extracted in
+background threads a few batches ahead of inference, afresh for each run, so that memory does
+not grow with the dataset (:class:`~graphkit.eval.inputs.RowReader`). A :class:`~graphkit.eval.gate.Gate` puts
+limits on those deltas; the report records each breach (the CLI exits 1 on any).
 """
 
 from __future__ import annotations
@@ -26,6 +28,8 @@ import numpy as np
 from graphkit.data.scorefiles import read_asv_scores
 from graphkit.errors import DataError, UsageError
 from graphkit.eval import scoring as M
+from graphkit.eval.bench import check_batch_memory
+from graphkit.eval.gate import Breach, Gate
 from graphkit.eval.inputs import DataSource, EvalData, load_eval_data, run_batches, utterance_outputs
 from graphkit.recipe import Recipe
 from graphkit.runners.select import EVAL_RUNNERS, RecipeRunners, RunnerChoice, parse_runner
@@ -57,6 +61,8 @@ class EvalReport:
     batch_sizes: list[int]
     models_dir: Path
     results: list[RunResult]
+    gate: Gate = field(default_factory=Gate)
+    breaches: list[Breach] = field(default_factory=list)
 
     @property
     def reference(self) -> RunResult:
@@ -83,6 +89,11 @@ class EvalReport:
                 }
                 for r in self.results
             ],
+            "gate": {
+                **self.gate.as_dict(),
+                "passed": not self.breaches,
+                "breaches": [b.as_dict() for b in self.breaches],
+            },
         }
 
 
@@ -151,18 +162,25 @@ def evaluate(
     trials: Path | None = None,
     asv_scores: Path | None = None,
     limit: int | None = None,
+    gate: Gate = Gate(),  # noqa: B008 - frozen, so a shared default is safe
 ) -> EvalReport:
     """The task's metric for every runner (``--runner`` values; default torch where the source is
-    a built-in model, export and graphkit) and batch size, against the first runner's."""
+    a built-in model, export and graphkit) and batch size, against the first runner's; the
+    ``gate``'s breaches are in the report."""
     task = recipe.task
     if task is None:
         raise UsageError(f"{recipe.path}: the recipe has no 'task' section; graphkit eval needs one")
     choices = [parse_runner(r, EVAL_RUNNERS) for r in runners] or _default_runners(recipe)
     batch_sizes = list(batch_sizes or recipe.batch_sizes)
+    n_results = sum(len(batch_sizes) if c.per_batch else 1 for c in choices)
+    gate.check_task(task.kind, asv_scores=asv_scores is not None, results=n_results)
     factory = RecipeRunners(recipe, models_dir=models_dir, weights=weights)
     factory.check(choices, batch_sizes)  # before any feature is extracted or reference run
+    check_batch_memory(factory, choices, batch_sizes, batch_free=False)
     asv = read_asv_scores(asv_scores) if asv_scores else None
     prepared = load_eval_data(recipe, data, trials=trials, limit=limit, workers=2)
+    if task.kind == "speaker_verification":
+        gate.check_trials(bool(prepared.trials))
     log.info(
         "eval %s: %d utterances, %d rows, runners %s, batch sizes %s",
         recipe.name,
@@ -194,7 +212,9 @@ def evaluate(
         r.agreement = agreement(r, results[0])
     metric = main_metric(prepared.kind, bool(prepared.trials))
     n_utts, n_trials = len(prepared.utterance_ids), len(prepared.trials)
-    return EvalReport(recipe, task.kind, n_utts, n_trials, metric, batch_sizes, factory.models_dir, results)
+    report = EvalReport(recipe, task.kind, n_utts, n_trials, metric, batch_sizes, factory.models_dir, results)
+    report.gate, report.breaches = gate, gate.breaches(results)
+    return report
 
 
 def _default_runners(recipe: Recipe) -> list[RunnerChoice]:

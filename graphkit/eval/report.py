@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 from pathlib import Path
 from typing import Any
@@ -17,8 +18,9 @@ from graphkit.ir.io import atomic_path, write_bytes
 def write_eval(report: EvalReport, out: Path | None = None) -> tuple[Path, Path]:
     """``eval.json`` and ``eval.png`` in ``out`` (default ``<models>/eval``); returns their paths."""
     out = report.models_dir / "eval" if out is None else Path(out)
-    plot_eval(report, out / "eval.png")
-    write_bytes(out / "eval.json", (json.dumps(report.as_dict(), indent=2) + "\n").encode())
+    with _result_folder_lock(out, "eval"):
+        plot_eval(report, out / "eval.png")
+        write_bytes(out / "eval.json", (json.dumps(report.as_dict(), indent=2) + "\n").encode())
     return out / "eval.json", out / "eval.png"
 
 
@@ -28,9 +30,22 @@ def write_bench(
     """``bench.json`` and ``bench.png`` in ``out`` (default ``<models>/bench``); returns their paths."""
     if out is None:
         out = (models_dir or Path("out") / report.recipe.name) / "bench"
-    write_bytes(out / "bench.json", (json.dumps(report.as_dict(), indent=2) + "\n").encode())
-    plot_bench(report, out / "bench.png")
+    with _result_folder_lock(out, "bench"):
+        write_bytes(out / "bench.json", (json.dumps(report.as_dict(), indent=2) + "\n").encode())
+        plot_bench(report, out / "bench.png")
     return out / "bench.json", out / "bench.png"
+
+
+def _result_folder_lock(out: Path, command: str) -> contextlib.AbstractContextManager[None]:
+    """The lock of the apply output folder ``out`` lies in, if it lies in one: an apply
+    publishing that folder meanwhile would swap away a report written into it."""
+    from graphkit.ir.publish import folder_lock
+    from graphkit.pipeline.outputs import MANIFEST
+
+    for folder in Path(out).absolute().parents:
+        if (folder / MANIFEST).is_file():
+            return folder_lock(folder, command)
+    return contextlib.nullcontext()
 
 
 def render_eval(eval_report: EvalReport) -> str:
@@ -71,6 +86,11 @@ def render_eval(eval_report: EvalReport) -> str:
         + "\n"
         + text_table(rows)
     )
+
+
+def render_gate(report: EvalReport) -> list[str]:
+    """One line per breach of the eval gate (none where it holds or was not set)."""
+    return [b.line() for b in report.breaches]
 
 
 def plot_eval(report: EvalReport, path: Path) -> None:

@@ -7,6 +7,7 @@ renamed into place, so an interrupted run never leaves a half-written file under
 from __future__ import annotations
 
 import contextlib
+import errno
 import functools
 import hashlib
 import logging
@@ -21,8 +22,8 @@ import onnx
 from google.protobuf.message import DecodeError, EncodeError
 from onnx.external_data_helper import ExternalDataInfo, load_external_data_for_model
 
-from graphkit._util import first_line
-from graphkit.errors import DataError, ModelError
+from graphkit._util import first_line, one_line
+from graphkit.errors import DataError, ModelError, OutputError, check_interrupted
 from graphkit.ir.proto import is_onnx_domain
 
 # One serialised protobuf message holds at most 2 GiB. graphkit keeps a model as one ModelProto
@@ -124,7 +125,9 @@ def onnxruntime_max_opset() -> int | None:
     """
     try:
         import onnxruntime as ort
-    except ImportError:
+    except ImportError as exc:
+        check_interrupted(exc)  # a Ctrl-C during the import, not a missing module
+        check_interrupted(exc)
         return None
     opts = ort.SessionOptions()
     opts.log_severity_level = 3
@@ -213,18 +216,85 @@ def sha256_file(path: str | Path) -> str:
 def atomic_path(path: str | Path) -> Iterator[Path]:
     """Yield a temporary path beside ``path``; rename it onto ``path`` if the block succeeds.
     The file gets the mode the umask gives a new file (mkstemp's own 0600 would keep the ATC
-    user on an NPU host from reading what graphkit wrote)."""
+    user on an NPU host from reading what graphkit wrote).
+
+    An OSError while the folder, the temporary file or the rename is made, or while the block
+    writes (a full disk, a read-only folder), is an :class:`OutputError` naming ``path``; the
+    temporary file is removed either way, so no ``.part`` file is left behind.
+    """
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".part", dir=path.parent)
-    os.fchmod(fd, 0o666 & ~current_umask())
-    os.close(fd)
     try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=_temp_prefix(path), suffix=".part", dir=path.parent)
+    except OSError as exc:
+        raise write_error(path, exc) from None
+    try:
+        try:
+            os.fchmod(fd, 0o666 & ~current_umask())
+        finally:
+            os.close(fd)
         yield Path(tmp)
         os.replace(tmp, path)
+    except OSError as exc:
+        raise write_error(path, exc, tmp) from None
     finally:
-        with contextlib.suppress(FileNotFoundError):
+        with contextlib.suppress(OSError):  # gone already, or the folder went read-only
             os.unlink(tmp)
+
+
+# mkstemp adds 8 random characters to prefix and suffix: `.{name}.` + 8 + `.part` is 15 bytes
+# more than the name, so a legal final name of 241-255 bytes would get an illegal temporary one.
+_TEMP_EXTRA = len(".") + len(".") + 8 + len(".part")
+
+
+def _temp_prefix(path: Path) -> str:
+    """``.{name}.``, the name cut (at a character boundary) so that the temporary name fits the
+    folder's limit; the name is only there to tell a human what the file was going to be."""
+    try:
+        limit = os.pathconf(path.parent, "PC_NAME_MAX")
+    except (OSError, ValueError):  # no such setting here; 255 is every common file system's
+        limit = 255
+    name = path.name
+    while name and len(os.fsencode(name)) > limit - _TEMP_EXTRA:
+        name = name[:-1]
+    return f".{name}."
+
+
+_WRITE_HINTS = {
+    errno.ENOSPC: "the disk is full: free some space or choose another output folder",
+    errno.EDQUOT: "the disk quota is used up: free some space or choose another output folder",
+    errno.EROFS: "a read-only file system: choose another output folder",
+    errno.EACCES: "choose a folder you may write to",
+    errno.EPERM: "choose a folder you may write to",
+    errno.ENAMETOOLONG: "choose a shorter name (most file systems allow 255 bytes per name)",
+    errno.ENOTDIR: "a file stands where a folder of this path should be",
+    errno.EISDIR: "a folder stands where this file should be: remove it or choose another name",
+    errno.EEXIST: "a file stands where this folder should be",
+    errno.EFBIG: "the file is larger than the file system allows",
+}
+
+
+def write_error(path: Path, exc: OSError, tmp: str | None = None) -> OSError | OutputError:
+    """The OutputError for ``exc``, raised while writing ``path`` (through ``tmp``): it names the
+    folder the OS names where that is one of ``path``'s (mkdir), else ``path``. An error about
+    some other file (one the block read) is not a write failure of ``path``: it stays as it is."""
+    named = exc.filename if exc.filename not in (None, tmp, str(path)) else None
+    if named is None:
+        what = f"{path}: cannot write it"
+    elif path.is_relative_to(os.fsdecode(named)):
+        what = f"{os.fsdecode(named)}: cannot create it"
+    else:
+        return exc
+    hint = _WRITE_HINTS.get(exc.errno or 0)
+    return OutputError(one_line(f"{what}: {exc.strerror or exc}" + (f" ({hint})" if hint else "")))
+
+
+def describe_os_error(exc: OSError) -> str:
+    """``<path>: <strerror>`` (``<path> -> <path2>`` for a rename) for an OSError nobody caught
+    earlier; the bare text where the OS named no path."""
+    names = [os.fsdecode(n) for n in (exc.filename, exc.filename2) if n is not None]
+    text = exc.strerror or str(exc) or type(exc).__name__
+    return one_line(f"{' -> '.join(names)}: {text}" if names else text)
 
 
 def write_bytes(path: str | Path, data: bytes, *, mode: int | None = None) -> None:

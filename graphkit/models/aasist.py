@@ -31,7 +31,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from graphkit.errors import ModelError
+from graphkit.errors import ModelError, check_interrupted
 from graphkit.models import TORCH_MISSING
 
 try:
@@ -39,6 +39,7 @@ try:
     import torch.nn.functional as F
     from torch import Tensor, nn
 except ImportError as exc:  # torch is an optional extra
+    check_interrupted(exc)  # a Ctrl-C during the import, not a missing module
     raise ModelError(TORCH_MISSING) from exc
 
 from graphkit.models._checkpoint import load_weights

@@ -25,7 +25,7 @@ import math
 import os
 from collections.abc import Mapping, Sequence
 
-from graphkit.errors import ModelError
+from graphkit.errors import ModelError, check_interrupted
 from graphkit.models import TORCH_MISSING, ModelInfo
 
 try:
@@ -33,6 +33,7 @@ try:
     import torch.nn.functional as F
     from torch import Tensor, nn
 except ImportError as exc:  # torch is an optional extra
+    check_interrupted(exc)  # a Ctrl-C during the import, not a missing module
     raise ModelError(TORCH_MISSING) from exc
 
 from graphkit.models._checkpoint import load_weights

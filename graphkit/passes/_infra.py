@@ -24,7 +24,7 @@ from importlib.metadata import entry_points
 from typing import TYPE_CHECKING, Any, Literal
 
 from graphkit._util import did_you_mean
-from graphkit.errors import PassError
+from graphkit.errors import PassError, check_interrupted
 
 if TYPE_CHECKING:
     import onnx
@@ -348,6 +348,7 @@ def load_reference(ref: str) -> PassSpec:
     try:
         module = importlib.import_module(module_name)
     except ImportError as exc:
+        check_interrupted(exc)  # a Ctrl-C during the import, not a missing module
         raise PassError(f"pass reference '{ref}': cannot import module '{module_name}': {exc}") from None
     obj = getattr(module, attr, None)
     if obj is None:

@@ -14,11 +14,6 @@ from __future__ import annotations
 
 import json
 import logging
-import os
-import shutil
-import signal
-import tempfile
-import threading
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -32,14 +27,16 @@ from graphkit.errors import PassError, UsageError
 from graphkit.ir.io import sha256_bytes, write_bytes
 from graphkit.ir.ort import OrtFailure
 from graphkit.ir.proto import declare_output_shapes, input_dims
+from graphkit.ir.publish import ResultFolder
 from graphkit.passes._infra import PassRegistry
 from graphkit.pipeline.events import PassRecord
 from graphkit.pipeline.expect import check_ops
 from graphkit.pipeline.instruments import Checker, Dump, Expect, Instrument, OpCount, Parity, Progress, Timing
 from graphkit.pipeline.manager import PassManager
+from graphkit.pipeline.outputs import FIXED, MANIFEST, file_digests, manifest_owned
 from graphkit.pipeline.reference import Feeds, Measurement, Reference
 from graphkit.pipeline.report import ApplyResult, BatchResult, build_manifest
-from graphkit.pipeline.source import load_source
+from graphkit.pipeline.source import Source, load_source
 from graphkit.pipeline.steps import Pipeline
 from graphkit.recipe import Recipe
 
@@ -66,23 +63,24 @@ def apply_recipe(
     for msame/ais_bench, see :mod:`graphkit.data.golden`). ``lint`` runs :mod:`graphkit.ascend.lint` on
     every final model: warnings are logged, errors stop the run before anything is written."""
     out_dir = Path("out") / recipe.name if out_dir is None else Path(out_dir)
-    if out_dir.exists() and not out_dir.is_dir():
-        raise UsageError(f"-o {out_dir}: exists and is not a folder")
     batch_sizes = tuple(batch_sizes or recipe.batch_sizes)
     registry = registry or PassRegistry()
-    _refuse_overwrite(recipe, out_dir, batch_sizes, weights)
-    source = load_source(recipe, weights=weights)
-    final_inputs = _final_dims(recipe, input_dims(source.model))
-    for b in batch_sizes:  # the ATC rules are checked before any work or any file
-        atc_mod.validate_inputs(recipe.atc, _shapes(recipe, b), final_inputs)
-    pipeline = Pipeline.from_recipe(recipe)
+    with ResultFolder(out_dir, owned_by=manifest_owned, marker=MANIFEST, command="apply") as folder:
+        staging = folder.staging
+        names = _output_names(recipe, batch_sizes, save_golden, dump_passes)
+        _refuse_overwrite(recipe, folder.target, names, [weights])
+        source = load_source(recipe, weights=weights)
+        _refuse_overwrite(recipe, folder.target, names, _external_files(source))
+        final_inputs = _final_dims(recipe, input_dims(source.model))
+        for b in batch_sizes:  # the ATC rules are checked before any work or any file
+            atc_mod.validate_inputs(recipe.atc, _shapes(recipe, b), final_inputs)
+        pipeline = Pipeline.from_recipe(recipe)
 
-    out_dir.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=".graphkit-", dir=out_dir))
-    try:
         base: list[Instrument] = [Timing(), OpCount(), Checker(), Expect()]
-        dump_dir = out_dir / "passes" if dump_passes else None
+        dump_dir = staging / "passes" if dump_passes else None
         feeds = Feeds(recipe, source.reference, source.outputs) if parity or save_golden else None
+        if feeds is not None and parity:  # refused in seconds, before any pass, not at bs64's turn
+            feeds.check_memory(batch_sizes)
         manager = PassManager(registry, [*base, *_dump(dump_dir, "all"), Progress("all ")])
         extra: list[Instrument] = [Parity(feeds.stage1(), "")] if feeds is not None else []
         model, records = pipeline.run(manager, source.model, stage="once", extra=extra)
@@ -140,45 +138,47 @@ def apply_recipe(
         if fusion:
             write_bytes(staging / "fusion_switch.cfg", fusion.encode())
         manifest = build_manifest(recipe, source, records, batches, settings, parity, batch_sizes)
-        write_bytes(staging / "manifest.json", (json.dumps(manifest, indent=2) + "\n").encode())
+        manifest["files"] = file_digests(staging, {b.file: b.sha256 for b in batches})
+        write_bytes(staging / MANIFEST, (json.dumps(manifest, indent=2) + "\n").encode())
 
-        files = _publish(staging, out_dir)
+        files = folder.publish()
         return ApplyResult(out_dir, files, records, batches, manifest)
-    finally:
-        shutil.rmtree(staging, ignore_errors=True)
+
+
+def _output_names(recipe: Recipe, batch_sizes: Sequence[int], golden: bool, dump: bool) -> list[str]:
+    """What this run writes into the output folder (folders end with '/')."""
+    names = [f"{recipe.name}_bs{b}.onnx" for b in batch_sizes] + list(FIXED)
+    return names + (["golden/"] if golden else []) + (["passes/"] if dump else [])
+
+
+def _external_files(source: Source) -> list[Path]:
+    base = Path(source.info.get("path", ".")).parent
+    return [base / rel for rel in source.info.get("external_data", {})]
 
 
 def _refuse_overwrite(
-    recipe: Recipe, out_dir: Path, batch_sizes: Sequence[int], weights: Path | None
+    recipe: Recipe, target: Path, names: Sequence[str], extra: Sequence[Path | None]
 ) -> None:
-    from graphkit._util import refuse_overwrite
-
-    outputs = [out_dir / f"{recipe.name}_bs{b}.onnx" for b in batch_sizes]
-    outputs += [out_dir / n for n in ("atc.sh", "fusion_switch.cfg", "manifest.json")]
-    inputs = [recipe.path, recipe.source.onnx, weights or recipe.source.weights]
+    """An input inside the output folder must be a file the new result keeps (one graphkit
+    did not write); the earlier run's files and this run's names are replaced or removed."""
+    inputs = [recipe.path, recipe.source.onnx, recipe.source.weights, *extra]
     inputs += [s.audio or s.npy for s in recipe.parity.samples]
-    refuse_overwrite(outputs, inputs, folders=[out_dir / "golden", out_dir / "passes"])
-
-
-def _publish(staging: Path, out_dir: Path) -> list[Path]:
-    """Rename every staged file into place. SIGINT and SIGTERM wait until the renames are done,
-    so an interrupt never leaves this run's files beside an earlier run's under final names."""
-    blocked = {signal.SIGINT, signal.SIGTERM}
-    masked = threading.current_thread() is threading.main_thread()
-    if masked:
-        signal.pthread_sigmask(signal.SIG_BLOCK, blocked)
-    try:
-        files = []
-        for item in sorted(staging.iterdir()):
-            target = out_dir / item.name
-            if item.is_dir() and target.is_dir():  # golden/ from an earlier run
-                shutil.rmtree(target)
-            os.replace(item, target)
-            files.append(target)
-        return files
-    finally:
-        if masked:
-            signal.pthread_sigmask(signal.SIG_UNBLOCK, blocked)
+    earlier = manifest_owned(target) if target.is_dir() else (lambda rel: False)
+    for given in (p for p in inputs if p is not None):
+        resolved = Path(given).resolve()
+        if not resolved.is_relative_to(target):
+            continue
+        rel = resolved.relative_to(target).as_posix()
+        top = rel.split("/")[0]
+        if earlier(rel) or rel in names or f"{top}/" in names:
+            raise UsageError(
+                f"-o: graphkit would write {target / rel} over its own input {given}; "
+                "choose another output folder"
+            )
+        for name in names:  # a folder where this run writes a file
+            p = target / name.rstrip("/")
+            if p.is_dir() and not name.endswith("/") and not p.is_symlink():
+                raise UsageError(f"{p}: a folder where graphkit writes a file; move it away")
 
 
 def _lint(

@@ -21,7 +21,7 @@ import numpy as np
 import onnx
 
 from graphkit._util import first_line
-from graphkit.errors import ModelError
+from graphkit.errors import ModelError, check_interrupted
 from graphkit.ir.io import fds_to_debug_log
 from graphkit.ir.proto import skeleton
 from graphkit.models import TORCH_MISSING
@@ -58,6 +58,7 @@ def export_onnx(
     try:
         import torch
     except ImportError as exc:
+        check_interrupted(exc)  # a Ctrl-C during the import, not a missing module
         raise ModelError(TORCH_MISSING) from exc
     if not isinstance(opset, int) or not MIN_OPSET <= opset <= MAX_OPSET:
         raise ModelError(

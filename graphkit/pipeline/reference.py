@@ -17,6 +17,8 @@ import onnx
 
 from graphkit.data.samples import load_samples
 from graphkit.errors import DataError, ModelError, ParityError
+from graphkit.ir.arrays import load_npy
+from graphkit.ir.memory import check_fits, run_bytes
 from graphkit.ir.ort import Feed, OrtFailure, run_model
 from graphkit.numerics import Check, check, failure_message, first_failure, worse
 from graphkit.recipe import InputSpec, ParitySpec, Recipe
@@ -137,10 +139,7 @@ def seeded_rows(inputs: Sequence[InputSpec], rows: int, seed: int, *, offset: in
 
 def _npy_rows(spec: InputSpec, rows: int, offset: int = 0) -> np.ndarray:
     assert spec.npy is not None
-    try:
-        arr = np.load(spec.npy, allow_pickle=False)
-    except (ValueError, OSError) as exc:
-        raise DataError(f"{spec.npy}: not a readable .npy array ({exc})") from None
+    arr = load_npy(spec.npy, f"array for input '{spec.name}'")  # a .npz under the name: said so
     axis = spec.batch_axis
     want = spec.concrete(rows)
     if axis is None:
@@ -180,6 +179,11 @@ class Feeds:
     runs: the reference of each batch is computed on exactly the feed the candidate gets.
     A ``feedback`` state input is warmed up: zero, then the model's own state output, fed back
     :data:`WARMUP` times on the same feed.
+
+    Every check is sized first (:mod:`graphkit.ir.memory`): one that would not fit in memory is
+    refused before it runs (AASIST-L needs 12 GB at batch 64: one onnxruntime run of the model,
+    ~190 MB a row; the reference outputs kept are kilobytes). A per-batch check must feed the
+    static model all its rows, so it cannot be made smaller, only refused.
     """
 
     def __init__(self, recipe: Recipe, model: onnx.ModelProto, outputs: Sequence[str]) -> None:
@@ -189,6 +193,9 @@ class Feeds:
         renames_in, renames_out, _ = recipe.io_names()
         self.names = {**renames_in, **renames_out}
         self._check_feedback()
+        self.batch_axes = {i.name: i.batch_axis for i in self.inputs}
+        self._sized: set[int] = set()
+        self.check_memory([spec.batch], what=f"the parity check of parity.batch {spec.batch}")
         seeded = self.warm(seeded_rows(self.inputs, spec.batch, spec.seed))
         real = _real_rows(recipe)
         self.stage1_feeds = [seeded] + ([self.warm(real)] if real is not None else [])
@@ -223,6 +230,21 @@ class Feeds:
                     f"{', '.join(names)})"
                 )
 
+    def check_memory(self, batch_sizes: Sequence[int], *, what: str = "") -> None:
+        """Refuse (MemoryLimitError) a batch size whose check would not fit in memory: one run
+        of the model at that batch, which the candidate and (outside row mode) the reference
+        each take in turn. Call it with every batch size before the work starts."""
+        for b in batch_sizes:
+            if b in self._sized:
+                continue
+            check_fits(
+                run_bytes(self.model, b, self.batch_axes),
+                what or f"the parity check at batch {b}",
+                "leave that batch size out (--batch, or batch_sizes in the recipe), or skip the "
+                "check with --no-parity (the model is then not checked at that size)",
+            )
+            self._sized.add(b)
+
     def warm(self, feed: Feed) -> Feed:
         """The feed with every ``feedback`` state replaced by the model's own state after
         :data:`WARMUP` runs from zero on the feed's other inputs."""
@@ -251,6 +273,7 @@ class Feeds:
         return self.reference.rebase(self.reference.values[:n], self.stage1_feeds)
 
     def for_batch(self, batch: int) -> Reference:
+        self.check_memory([batch])
         rows = np.arange(batch) % self.n_distinct
         feed = {
             i.name: self.distinct[i.name]

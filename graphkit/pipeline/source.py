@@ -11,7 +11,7 @@ from typing import Any
 
 import onnx
 
-from graphkit.errors import ModelError, RecipeError
+from graphkit.errors import ModelError, RecipeError, check_interrupted
 from graphkit.ir.io import read_model, sha256_bytes, sha256_file
 from graphkit.ir.proto import input_dims, pin_input_dims
 from graphkit.models import BUILTIN_MODELS, TORCH_INSTALL
@@ -131,6 +131,7 @@ def build_module(recipe: Recipe, weights: Path | None = None) -> Any:
     try:
         builder = getattr(importlib.import_module(module_name), attr)
     except ImportError as exc:
+        check_interrupted(exc)  # a Ctrl-C during the import, not a missing module
         raise ModelError(
             f"model '{recipe.source.model}' needs PyTorch ({exc.name} is missing): {TORCH_INSTALL}"
         ) from None

@@ -8,6 +8,7 @@ parameters, their types), the lint rule ids and the built-in model names, in a
 
 from __future__ import annotations
 
+import math
 from collections.abc import Collection
 from pathlib import Path
 from typing import Any
@@ -97,6 +98,7 @@ def parse_recipe(data: Any, *, path: Path, catalog: Catalog, sha256: str = "") -
     passes = _passes(c, top["passes"], catalog.passes)
     inputs = bind_values(c, inputs, passes)
     parity = _parity(c, given(top, "parity", {}), inputs, outputs, 2 if max(batch_sizes) > 1 else 1)
+    _input_sizes(c, inputs, max(*batch_sizes, parity.batch))
     atc_data = c.mapping(given(top, "atc", {}), "atc")
     try:
         atc = settings_from_mapping(atc_data, f"{path}: atc")
@@ -121,6 +123,22 @@ def parse_recipe(data: Any, *, path: Path, catalog: Catalog, sha256: str = "") -
         lint_ignore=lint_ignore,
         output_axes=output_axes,
     )
+
+
+MAX_ELEMENTS = 2**31 - 1  # per input and batch: 8 GB as float32, far past any real model's input
+
+
+def _input_sizes(c: Checker, inputs: tuple[InputSpec, ...], rows: int) -> None:
+    """Refuse a shape whose batch could never be fed: checking ``[B, 100000, 100000]`` would
+    first try to draw 10^10 seeded values per row (a MemoryError deep inside numpy)."""
+    for spec in inputs:
+        n = math.prod(spec.concrete(rows))
+        if n > MAX_ELEMENTS:
+            raise c.fail(
+                f"inputs.{spec.name}.shape",
+                f"{list(spec.shape)} is {n:.3g} elements at batch {rows}, more than graphkit feeds "
+                f"in one input ({MAX_ELEMENTS + 1:.3g}): check the shape",
+            )
 
 
 def _lint(c: Checker, value: Any, rules: Collection[str]) -> tuple[str, ...]:

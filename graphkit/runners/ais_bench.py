@@ -15,7 +15,7 @@ from typing import Any, ClassVar
 
 import numpy as np
 
-from graphkit.errors import ModelError, RunnerError, RunnerUnavailable
+from graphkit.errors import ModelError, RunnerError, RunnerUnavailable, check_interrupted
 from graphkit.runners.base import Runner
 
 log = logging.getLogger("graphkit")
@@ -54,6 +54,7 @@ def _import_interface() -> Any:
     try:
         from ais_bench.infer import interface
     except ImportError as exc:  # also aclruntime's own ImportError when CANN's libraries are absent
+        check_interrupted(exc)  # a Ctrl-C during the import, not a missing module
         raise RunnerUnavailable(
             f"ais_bench runner: cannot import ais_bench ({exc}): {INSTALL_HINT}"
         ) from None
@@ -65,8 +66,11 @@ class AisBenchRunner(Runner):
 
     ``mode``: ``"static"`` (the om's one batch, read from its first input) or ``"dymbatch"`` (an
     om built with ``--dynamic_batch_size``: ``batch`` may name the gear used, else None). Outputs
-    come back as numpy arrays exactly as the NPU returns them; an fp16 output is kept fp16 and
-    reported once in the log and in ``fp16_outputs``.
+    come back as the NPU returns them, in the om's output dtypes: ais_bench builds each array
+    from the output tensor (``np.array(tensor)``), whose dtype is the om's output description,
+    so an om built with force_fp16 and no ``--output_type`` returns float16. A float16 output is
+    widened to float32 (exact), as the files runner does, so that metrics never accumulate in
+    fp16; it is reported once in the log and named in ``fp16_outputs``.
     """
 
     kind: ClassVar[str] = "ais_bench"
@@ -119,9 +123,16 @@ class AisBenchRunner(Runner):
         out = {}
         for name, value in zip(self.output_names, values):
             arr = np.asarray(value)
-            if arr.dtype == np.float16 and name not in self.fp16_outputs:
-                self.fp16_outputs.add(name)
-                log.warning("%s: output '%s' comes back as float16 (kept as is)", self.label, name)
+            if arr.dtype == np.float16:
+                if name not in self.fp16_outputs:
+                    self.fp16_outputs.add(name)
+                    log.warning(
+                        "%s: output '%s' comes back as float16 (an om built with force_fp16 and no "
+                        "--output_type FP32); widened to float32 for the metric",
+                        self.label,
+                        name,
+                    )
+                arr = arr.astype(np.float32)
             out[name] = arr
         return out
 

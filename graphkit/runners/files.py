@@ -13,10 +13,19 @@ are ignored: the NPU already ran; the key alone picks the files.
 TXT values carry only the precision their writer printed (docs/ascend-toolchain.md does not
 state msame's; a 6-significant-digit print is off by up to ~5e-7 relative), so compare TXT
 results with a tolerance; BIN and NPY files hold the exact values.
+
+float16 outputs: an om built with ATC's default ``--precision_mode force_fp16`` and no
+``--output_type`` writes fp16 outputs, so a float32 model's BIN file holds half the bytes. BIN
+files carry no dtype and ais_bench's ``<dir>_summary.json`` records none either (timings,
+throughput, files and arguments only: ``ais_bench/infer/summary.py``), so an fp16 file is known
+by its size (exactly half the float32 bytes of the batch, which needs the batch) or by the
+user's ``dtype=float16``; NPY files say it themselves. fp16 values are widened to float32
+(exact) for the metric and named in ``fp16_outputs``.
 """
 
 from __future__ import annotations
 
+import logging
 import math
 import re
 from collections.abc import Mapping, Sequence
@@ -27,6 +36,9 @@ import numpy as np
 
 from graphkit.errors import DataError, RunnerError
 from graphkit.runners.base import Runner
+
+log = logging.getLogger("graphkit")
+FP16_HINT = "an om built with force_fp16 writes float16 outputs unless ATC's --output_type FP32 is set"
 
 FORMATS = ("msame_txt", "ais_bench_bin", "npy")
 # what each format's file names look like, to detect the format from the files present
@@ -67,7 +79,9 @@ class FilesRunner(Runner):
     name or a sequence in ``output_names`` order. ``batch``: the batch the files hold; None
     takes it from each file's size (which must then be a whole number of rows). ``dtype``: of
     BIN files (one dtype or one per output name); TXT values are parsed as text and cast to it,
-    NPY files keep the dtype they carry.
+    NPY files keep the dtype they carry. A float32 BIN file of exactly half the batch's bytes
+    is float16 (see the module docstring). Every float16 output comes back as float32, its
+    name in ``fp16_outputs``; one output in fp16 in one file and fp32 in another is refused.
     """
 
     kind: ClassVar[str] = "files"
@@ -102,6 +116,8 @@ class FilesRunner(Runner):
         dtypes = dtype if isinstance(dtype, Mapping) else dict.fromkeys(self.output_names, dtype)
         self.dtypes = {n: np.dtype(dtypes.get(n, "float32")) for n in self.output_names}
         self.batch = batch
+        self.fp16_outputs: set[str] = set()
+        self._file_dtypes: dict[str, tuple[np.dtype, Path]] = {}  # output -> dtype of its first file
         # One scan: the files are copied back before the run and do not change during it.
         self._files: dict[str, list[Path]] = {}
         for p in sorted(self.directory.rglob("*")):
@@ -134,17 +150,54 @@ class FilesRunner(Runner):
             if self.fmt == "msame_txt":
                 values = _read_txt(path).astype(dtype)
             elif self.fmt == "ais_bench_bin":
-                size = path.stat().st_size
-                if size % dtype.itemsize:
-                    raise DataError(f"{path}: {size} bytes is not a whole number of {dtype} values")
+                dtype = self._bin_dtype(path, name, path.stat().st_size)
                 values = np.fromfile(path, dtype=dtype.newbyteorder("<"))
             else:
-                values = np.load(path, allow_pickle=False).ravel()
+                values = np.load(path, allow_pickle=False)
+                if not isinstance(values, np.ndarray):  # a zip archive loads as an NpzFile
+                    values.close()
+                    raise ValueError("it is an .npz archive")
+                values = values.ravel()
         except OSError as exc:
             raise DataError(f"{path}: cannot read ({exc})") from None
         except ValueError as exc:
             raise DataError(f"{path}: not a valid .npy file ({exc})") from None
-        return self._reshape(values, path, name)
+        return self._reshape(self._widen(values, path, name), path, name)
+
+    def _bin_dtype(self, path: Path, name: str, size: int) -> np.dtype:
+        """The dtype of a BIN file: the declared one, or float16 where a float32 output's file
+        holds exactly half the bytes of the batch (an om's fp16 output)."""
+        dtype = self.dtypes[name]
+        if dtype == np.float32 and self.batch is not None:
+            values = self.batch * math.prod(self.row_shapes[name])
+            if values and size == 2 * values:
+                return np.dtype(np.float16)
+        if size % dtype.itemsize:
+            raise DataError(
+                f"{path}: {size} bytes is not a whole number of {dtype} values "
+                f"(if it holds float16, as {FP16_HINT}: --runner files=DIR,dtype=float16)"
+            )
+        return dtype
+
+    def _widen(self, values: np.ndarray, path: Path, name: str) -> np.ndarray:
+        """float16 values as float32 (exact), after checking every file of ``name`` agrees."""
+        first = self._file_dtypes.setdefault(name, (values.dtype, path))
+        if first[0] != values.dtype:
+            raise DataError(
+                f"{path}: output '{name}' is {values.dtype} here but {first[0]} in {first[1]}: "
+                "the folder mixes the outputs of two om models; keep one run's files"
+            )
+        if values.dtype != np.float16:
+            return values
+        if name not in self.fp16_outputs:
+            self.fp16_outputs.add(name)
+            log.warning(
+                "%s: output '%s' is float16 (%s); widened to float32 for the metric",
+                self.label,
+                name,
+                FP16_HINT,
+            )
+        return values.astype(np.float32)
 
     def _reshape(self, values: np.ndarray, path: Path, name: str) -> np.ndarray:
         row = self.row_shapes[name]

@@ -12,7 +12,7 @@ import onnx
 
 from graphkit._util import first_line
 from graphkit.errors import ModelError, RunnerError, RunnerUnavailable
-from graphkit.ir.ort import CPU, session
+from graphkit.ir.ort import CPU, run_interruptible, session
 from graphkit.ir.proto import input_dims
 from graphkit.runners.base import Runner
 
@@ -46,6 +46,21 @@ def static_batch(model: onnx.ModelProto) -> int | None:
     return first[0] if first and isinstance(first[0], int) and first[0] > 0 else None
 
 
+def _read_model_file(path: Path) -> bytes:
+    """The bytes of a model file; a folder, a missing, empty or unreadable file is a ModelError."""
+    if path.is_dir():
+        raise ModelError(f"{path}: is a folder, not an ONNX model file")
+    if not path.is_file():
+        raise ModelError(f"{path}: model file not found")
+    try:
+        data = path.read_bytes()
+    except OSError as exc:
+        raise ModelError(f"{path}: cannot read the model ({exc.strerror or exc})") from None
+    if not data:
+        raise ModelError(f"{path}: the model file is empty")
+    return data
+
+
 class OnnxruntimeRunner(Runner):
     """Run an ONNX model with onnxruntime.
 
@@ -68,11 +83,10 @@ class OnnxruntimeRunner(Runner):
     ) -> None:
         import onnxruntime as ort
 
+        where = "onnxruntime"  # what messages call the model: its path where it has one
         if isinstance(model, (str, Path)):
             path = Path(model)
-            if not path.is_file():
-                raise ModelError(f"{path}: model file not found")
-            data = path.read_bytes()
+            data, where = _read_model_file(path), str(path)
             default_label = path.stem
         elif isinstance(model, onnx.ModelProto):
             data = model.SerializeToString()
@@ -83,7 +97,10 @@ class OnnxruntimeRunner(Runner):
         try:
             proto = onnx.load_from_string(data)
         except Exception as exc:  # protobuf's DecodeError and friends
-            raise ModelError(f"{default_label}: not a readable ONNX model ({exc})") from None
+            why = f"{type(exc).__name__}: {first_line(exc)}"
+            raise ModelError(f"{where}: not a readable ONNX model, or a truncated one ({why})") from None
+        if not proto.graph.node and not proto.graph.output:  # bytes that happen to parse
+            raise ModelError(f"{where}: not an ONNX model (no graph found)")
         self.batch = static_batch(proto)
         chosen = choose_providers(providers, ort.get_available_providers())
         if threads is not None and threads < 1:
@@ -91,7 +108,7 @@ class OnnxruntimeRunner(Runner):
         try:
             self._session = session(data, threads=threads, providers=chosen)
         except Exception as exc:  # onnxruntime raises its own pybind exception types
-            raise RunnerError(f"onnxruntime cannot load {default_label}: {first_line(exc)}") from None
+            raise RunnerError(f"onnxruntime cannot load {where}: {first_line(exc)}") from None
         self.providers: tuple[str, ...] = tuple(self._session.get_providers())
         if providers == "auto":
             log.info("onnxruntime providers: %s", ", ".join(self.providers))
@@ -111,7 +128,7 @@ class OnnxruntimeRunner(Runner):
     def _infer(self, feeds: Mapping[str, np.ndarray], key: str) -> dict[str, np.ndarray]:
         feed = {n: np.ascontiguousarray(feeds[n]) for n in self.input_names}
         try:
-            values = self._session.run(list(self.output_names), feed)
+            values = run_interruptible(self._session, list(self.output_names), feed)  # Ctrl-C stops it
         except Exception as exc:
             raise RunnerError(f"{self.label} [{key}]: onnxruntime failed: {first_line(exc)}") from None
         return dict(zip(self.output_names, values))

@@ -23,9 +23,10 @@ from pathlib import Path
 from typing import Any
 
 import onnx
+from google.protobuf.message import DecodeError
 
-from graphkit._util import did_you_mean
-from graphkit.errors import DataError, RunnerUnavailable, UsageError
+from graphkit._util import did_you_mean, first_line
+from graphkit.errors import DataError, ModelError, RunnerUnavailable, UsageError
 from graphkit.models import TORCH_INSTALL
 from graphkit.recipe import Recipe
 from graphkit.runners.base import Renamed, Runner
@@ -56,6 +57,8 @@ LABELS = {
 }
 _SHAPES_FROM = "the files runner reads output shapes from it"
 _NEEDS_ARG = {"files": "DIR"}  # files=DIR; ais_bench takes an optional =DEVICE
+# files=DIR,dtype=float16,fmt=npy: options of the files runner, after the folder
+_FILES_OPTIONS = {"dtype": ("float16", "float32"), "fmt": ("auto", "msame_txt", "ais_bench_bin", "npy")}
 
 
 @dataclass(frozen=True)
@@ -64,6 +67,7 @@ class RunnerChoice:
 
     kind: str
     arg: str | None = None
+    options: tuple[tuple[str, str], ...] = ()  # files=DIR,dtype=float16: (("dtype", "float16"),)
 
     @property
     def per_batch(self) -> bool:
@@ -75,11 +79,13 @@ class RunnerChoice:
         return LABELS[self.kind]
 
     def __str__(self) -> str:
-        return self.kind if self.arg is None else f"{self.kind}={self.arg}"
+        text = self.kind if self.arg is None else f"{self.kind}={self.arg}"
+        return "".join([text, *(f",{k}={v}" for k, v in self.options)])
 
 
 def parse_runner(text: str, allowed: Sequence[str] = EVAL_RUNNERS) -> RunnerChoice:
-    """``torch`` | ``export`` | ``graphkit`` | ``ort_cuda`` | ``files=DIR`` | ``ais_bench[=DEVICE]``."""
+    """``torch`` | ``export`` | ``graphkit`` | ``ort_cuda`` | ``files=DIR[,dtype=float16][,fmt=F]`` |
+    ``ais_bench[=DEVICE]``."""
     kind, sep, arg = text.partition("=")
     if kind not in allowed:
         raise UsageError(
@@ -93,7 +99,35 @@ def parse_runner(text: str, allowed: Sequence[str] = EVAL_RUNNERS) -> RunnerChoi
         raise UsageError(f"--runner ais_bench={arg}: the device id is a number (npu-smi info lists them)")
     if kind not in ("files", "ais_bench") and sep:
         raise UsageError(f"--runner {text}: '{kind}' takes no '=' argument")
+    if kind == "files":
+        arg, options = _files_options(text, arg)
+        return RunnerChoice(kind, arg, options)
     return RunnerChoice(kind, arg or None)
+
+
+def _files_options(text: str, arg: str) -> tuple[str, tuple[tuple[str, str], ...]]:
+    """Split ``DIR,key=value,…`` into DIR and the options; a folder whose own name holds a
+    comma stays whole when it exists."""
+    options: list[tuple[str, str]] = []
+    while "," in arg and not Path(arg).is_dir():
+        head, _, tail = arg.rpartition(",")
+        key, eq, value = tail.partition("=")
+        if not eq or not key.isidentifier():
+            break
+        if key not in _FILES_OPTIONS:
+            raise UsageError(
+                f"--runner {text}: unknown option '{key}' (options: {', '.join(_FILES_OPTIONS)})"
+                f"{did_you_mean(key, list(_FILES_OPTIONS))}"
+            )
+        if value not in _FILES_OPTIONS[key]:
+            raise UsageError(f"--runner {text}: {key} is one of {', '.join(_FILES_OPTIONS[key])}")
+        if any(k == key for k, _ in options):
+            raise UsageError(f"--runner {text}: {key} given twice")
+        options.insert(0, (key, value))
+        arg = head
+    if not arg:
+        raise UsageError(f"--runner {text}: name the folder holding the NPU host's output files")
+    return arg, tuple(options)
 
 
 def runner_class(kind: str) -> type[Runner]:
@@ -157,6 +191,7 @@ class RecipeRunners:
                 _import_interface()
                 for b in batch_sizes:
                     resolve_om(self.model_path(b, ""))
+                self._compiled_from(batch_sizes)
             elif choice.kind == "files":
                 assert choice.arg is not None
                 if not Path(choice.arg).is_dir():
@@ -218,6 +253,7 @@ class RecipeRunners:
             output_shapes=self._output_row_shapes(batch),
             batch=batch,
             label=label,
+            **dict(choice.options),
         )
 
     def _renamed(self, runner: Runner) -> Runner:
@@ -228,6 +264,7 @@ class RecipeRunners:
         return Renamed(runner, inputs, outputs, set(bound))
 
     def _emitted(self, batch: int, why: str = "") -> Path:
+        """The emitted model of ``batch``, once its folder's manifest vouches for it."""
         path = self.model_path(batch)
         if not path.is_file():
             because = f"{why}; " if why else ""
@@ -235,12 +272,37 @@ class RecipeRunners:
                 f"{path}: not found; {because}"
                 f"run `graphkit apply {self.recipe.path} -o {self.models_dir}` first"
             )
+        self._verify([path])
         return path
+
+    def _verify(self, files: Sequence[Path]) -> dict[str, Any]:
+        from graphkit.pipeline.verify import verify_outputs
+
+        return verify_outputs(self.models_dir, self.recipe, weights=self.weights, files=files)
+
+    def _compiled_from(self, batch_sizes: Sequence[int]) -> None:
+        """The .om of each batch size is compiled from the .onnx the folder's manifest lists
+        (an NPU host may not keep the .onnx: checked where it is there)."""
+        present = [p for b in batch_sizes if (p := self.model_path(b)).is_file()]
+        listed = self._verify(present).get("files", {})
+        for b in batch_sizes:
+            if self.model_path(b).name not in listed:
+                extra = "" if b in self.recipe.batch_sizes else f" --batch {b}"
+                raise UsageError(
+                    f"{self.model_path(b, '.om')}: compiled from a model the last apply into "
+                    f"{self.models_dir} did not write (batch {b}); run `graphkit apply "
+                    f"{self.recipe.path} -o {self.models_dir}{extra}`, then its atc.sh"
+                )
 
     def _output_row_shapes(self, batch: int) -> dict[str, list[int]]:
         """Output row shapes (without the batch) from the emitted model of that batch size."""
-        model = onnx.load(
-            str(self._emitted(batch, _SHAPES_FROM)),
-            load_external_data=False,
-        )
+        path = self._emitted(batch, _SHAPES_FROM)
+        try:
+            model = onnx.load(str(path), load_external_data=False)
+        except (OSError, DecodeError, RuntimeError, ValueError) as exc:  # unreadable, corrupt
+            why = f"{type(exc).__name__}: {first_line(exc)}"
+            raise ModelError(
+                f"{path}: not a readable ONNX model ({why}); {_SHAPES_FROM}: run "
+                f"`graphkit apply {self.recipe.path} -o {self.models_dir}` to write it again"
+            ) from None
         return {o.name: [d.dim_value for d in o.type.tensor_type.shape.dim][1:] for o in model.graph.output}

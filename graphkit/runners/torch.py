@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 
 import numpy as np
 
-from graphkit.errors import RunnerError, RunnerUnavailable
+from graphkit.errors import RunnerError, RunnerUnavailable, check_interrupted
 from graphkit.models import TORCH_INSTALL
 from graphkit.runners.base import Runner
 
@@ -20,6 +20,7 @@ def _import_torch() -> Any:
     try:
         import torch
     except ImportError as exc:
+        check_interrupted(exc)  # a Ctrl-C during the import, not a missing module
         raise RunnerUnavailable(f"torch runner: PyTorch is missing ({exc.name}): {TORCH_INSTALL}") from None
     return torch
 
