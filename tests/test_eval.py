@@ -69,7 +69,10 @@ def test_ecapa_eval_every_batch_size(librispeech, ecapa_emitted, tmp_path, capsy
 
 
 @pytest.mark.slow
-def test_aasist_eval_every_batch_size(aasist_emitted, aasist_weights, shared, tmp_path):
+def test_aasist_eval_at_several_batch_sizes(aasist_emitted, aasist_weights, shared, tmp_path):
+    # bs1 (8 batches), bs4 (2, full) and bs16 (1, padded) cover what eval does per batch size; the
+    # bs32/bs64 models are checked against PyTorch on real audio in test_aasist_recipe, and one
+    # bs64 AASIST-L run alone takes 24 s here (12 GB of activations), so eval does not repeat it
     data = shared / "data"
     out = tmp_path / "eval"
     args = [
@@ -86,13 +89,15 @@ def test_aasist_eval_every_batch_size(aasist_emitted, aasist_weights, shared, tm
         str(aasist_weights),
         "--limit",
         "8",
+        "--batch",
+        "1,4,16",
         "-o",
         str(out),
     ]
     assert main(args) == 0
     report = read_report(out)
     assert report["main_metric"] == "eer_percent"
-    assert_metric_agrees(report, [1, 4, 8, 16, 32, 64])
+    assert_metric_agrees(report, [1, 4, 16])
 
 
 def write_npu_outputs(models: Path, preprocessed: Path, out: Path, layout: str) -> None:
