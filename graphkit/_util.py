@@ -1,4 +1,4 @@
-"""Small helpers every layer shares: did-you-mean, one-line messages, text tables, path guards."""
+"""Small helpers every layer shares: did-you-mean, one-line messages, text tables, path checks."""
 
 from __future__ import annotations
 
@@ -51,27 +51,6 @@ def text_table(rows: Sequence[Sequence[str]], *, underline: bool = True) -> str:
     if underline:
         lines.insert(1, "  ".join("-" * w for w in widths))
     return "\n".join(lines)
-
-
-def refuse_overwrite(
-    files: Iterable[Path],
-    inputs: Iterable[Path | None],
-    *,
-    folders: Iterable[Path] = (),
-    flag: str = "-o",
-) -> None:
-    """Raise UsageError when an output file is one of the inputs, or one of the output
-    ``folders`` (which graphkit replaces whole) holds one of them."""
-    ins = {p.resolve(): p for p in inputs if p is not None}
-    outs = [(Path(f), False) for f in files] + [(Path(d), True) for d in folders]
-    for out, folder in outs:
-        target = out.resolve()
-        for resolved, original in ins.items():
-            if resolved == target or (folder and resolved.is_relative_to(target)):
-                raise UsageError(
-                    f"{flag}: graphkit would write {out} over its own input {original}; "
-                    "choose another output folder"
-                )
 
 
 def check_path(path: Path, flag: str) -> None:
