@@ -151,3 +151,19 @@ def test_unknown_modes_are_refused_and_v2_names_map():
         PrecisionConfig("fp8")
     assert PrecisionConfig("mixed_float16").mode == "allow_mix_precision"
     assert PrecisionConfig("cube_fp16in_fp32out").mode == "force_fp32"
+
+
+def test_keeping_every_candidate_gives_the_fp32_model_back():
+    rng = np.random.default_rng(4)
+    model = matmul_model(rng.standard_normal((8, 4)).astype(np.float32))
+    pre = onnx.helper.make_node("Reshape", ["x0", "shape"], ["x"], name="reshape_input")
+    model.graph.node.insert(0, pre)  # the input goes through an op that only moves values
+    model.graph.input[0].name = "x0"
+    model.graph.initializer.append(onnx.numpy_helper.from_array(np.array([2, 8], np.int64), "shape"))
+    for i, node in enumerate(model.graph.node):
+        node.name = node.name or f"n{i}"
+    x = rng.standard_normal((2, 8)).astype(np.float32)
+    (fp32,) = testing.run(model, {"x0": x})
+    keep = PrecisionConfig(keep_dtype=frozenset(fp16_nodes(model, PrecisionConfig())))
+    (got,) = testing.run(emulate(model, keep), {"x0": x})
+    assert np.array_equal(got, fp32)

@@ -83,6 +83,11 @@ PRECISION_SINCE = {
 }
 
 
+# --output_type (§1.6): 8.x's four, then 9.0's wider ones and Atlas 350's HIF8/FP8
+OUTPUT_TYPES = ("FP32", "FP16", "UINT8", "INT8", "UINT16", "INT16", "UINT32", "INT32", "UINT64", "INT64")
+OUTPUT_TYPES += ("DOUBLE", "HIF8", "FP8")
+
+
 IMPL_MODES = ("high_performance", "high_precision", "high_performance_for_all", "high_precision_for_all")
 
 

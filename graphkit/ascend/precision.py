@@ -9,8 +9,9 @@
 * Conv, ConvTranspose, MatMul and Gemm (the Cube unit) multiply the fp16 values and accumulate in
   fp32, as Ascend's Cube does; onnxruntime computes every other op in fp32 on the fp16 inputs and
   rounds its output, which is where the emulation stops being exact (see :data:`NOTE`);
-* an op that only moves or selects values (Reshape, Transpose, Concat, Relu, MaxPool…) is
-  exact in fp16: its output is not rounded again.
+* an op that only moves or selects values (Reshape, Transpose, Concat, Relu, MaxPool, TopK…)
+  is exact in either dtype: it runs in the dtype its inputs come in and rounds nothing itself,
+  so keeping every other node in fp32 gives the fp32 model back exactly.
 
 Modes (``../shared/docs/ascend-toolchain.md`` §1.5): ``force_fp16`` (every float op in fp16, the
 inference default), ``allow_fp32_to_fp16`` (the Cube ops in fp16, the rest keeps fp32),
@@ -191,6 +192,8 @@ def plan(model: onnx.ModelProto, config: PrecisionConfig) -> _Plan:
         computes_float = any(o in p.floats for o in node.output)
         if not computes_float or _kept(node, config.keep_dtype) or config.mode == "must_keep_origin_dtype":
             kind = "fp32"
+        elif node.op_type in EXACT:  # moves or selects values: in the dtype its inputs come in
+            kind = "fp16" if any(x in fp16_tensors for x in node.input) else "fp32"
         elif config.mode == "force_fp16":
             kind = "fp16"
         elif config.mode in ("allow_fp32_to_fp16", "force_fp32"):

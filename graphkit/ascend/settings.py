@@ -35,6 +35,7 @@ from graphkit.ascend.flags import (
     MIXED_MODES,
     NOT_BUILD_MODES,
     ONNX_INPUT_FORMATS,
+    OUTPUT_TYPES,
     PRECISION_MODES,
     PRECISION_MODES_V2,
     SOC_WITH_NPU,
@@ -335,6 +336,8 @@ def _check_extra_flags(s: AtcSettings, where: str) -> None:
             f"{key_path(where, 'extra_flags', 'output_type')}: the per-node form "
             "'node:idx:TYPE' needs extra_flags.out_nodes"
         )
+    if "output_type" in flags:
+        _check_output_type(flags["output_type"], key_path(where, "extra_flags", "output_type"))
     layout, fp16 = flags.get("is_input_adjust_hw_layout"), flags.get("input_fp16_nodes")
     if layout is not None and fp16 is not None:
         n_layout = 1 if isinstance(layout, bool | int) else len(str(layout).split(","))
@@ -344,6 +347,20 @@ def _check_extra_flags(s: AtcSettings, where: str) -> None:
                 f"{key_path(where, 'extra_flags', 'is_input_adjust_hw_layout')}: {n_layout} value(s) "
                 f"for {n_nodes} input_fp16_nodes; give one true/false per node"
             )
+
+
+def _check_output_type(value: object, at: str) -> None:
+    """§1.6: one type for every output (FP32), or ``node:idx:TYPE`` entries joined by ';'."""
+    if not isinstance(value, str):
+        raise AtcConfigError(f"{at}: expected a type such as FP32, got {value!r}")
+    for entry in value.split(";"):
+        kind = entry.rsplit(":", 1)[-1] if ":" in value else entry
+        if ":" in value and (entry.count(":") < 2 or not entry.split(":")[-2].isdigit()):
+            raise AtcConfigError(f"{at}: '{entry}' is not of the form node:idx:TYPE")
+        if kind not in OUTPUT_TYPES:
+            near = f"; did you mean '{kind.upper()}'?" if kind.upper() in OUTPUT_TYPES else ""
+            hint = near or did_you_mean(kind, OUTPUT_TYPES) or f"; valid: {', '.join(OUTPUT_TYPES)}"
+            raise AtcConfigError(f"{at}: '{kind}' is not an ATC output type{hint}")
 
 
 HINT_KEYS = (

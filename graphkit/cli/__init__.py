@@ -28,7 +28,18 @@ from graphkit._version import __version__
 from graphkit.errors import GraphkitError, Terminated, UsageError, check_interrupted, note_interrupt
 
 log = logging.getLogger("graphkit")
-SUBCOMMANDS = ("apply", "eval", "bench", "preprocess", "compare", "bisect", "lint", "passes", "inspect")
+SUBCOMMANDS = (
+    "apply",
+    "eval",
+    "bench",
+    "preprocess",
+    "compare",
+    "bisect",
+    "lint",
+    "passes",
+    "inspect",
+    "precision",
+)
 
 
 class _Parser(argparse.ArgumentParser):

@@ -24,6 +24,11 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         help="also write golden/bs<N>.npz (reference inputs and outputs) and the inputs as .bin",
     )
     p.add_argument("--no-lint", action="store_true", help="skip graphkit lint on the final models")
+    p.add_argument(
+        "--no-emulate",
+        action="store_true",
+        help="skip the run of each final model under ATC's precision mode, emulated on CPU",
+    )
 
 
 def run(args: argparse.Namespace) -> int:
@@ -40,6 +45,7 @@ def run(args: argparse.Namespace) -> int:
         dump_passes=args.dump_passes,
         save_golden=args.save_golden,
         lint=not args.no_lint,
+        emulate=not args.no_emulate,
     )
     if args.json:
         print(json.dumps(result.manifest, indent=2))

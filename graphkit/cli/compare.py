@@ -23,6 +23,14 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--batch", type=int, default=None, metavar="N", help="dim 0 of seeded inputs")
     p.add_argument("--seed", type=int, default=0, help="seed of the random inputs (default 0)")
     p.add_argument("--outputs-only", action="store_true", help="compare the network outputs alone")
+    p.add_argument(
+        "--emulate",
+        default=None,
+        metavar="MODE",
+        help="run model B under ATC's --precision_mode MODE (force_fp16, allow_fp32_to_fp16, "
+        "allow_mix_precision, must_keep_origin_dtype, force_fp32), emulated on onnxruntime CPU "
+        "(not an NPU measurement); compare A B B.onnx --emulate force_fp16 shows what fp16 does",
+    )
     cosine = _args.finite_float("--cosine")
     p.add_argument("--cosine", type=cosine, default=t.cosine, help=f"abnormal below (default {t.cosine})")
     for flag, dest in _ABOVE:
@@ -63,15 +71,18 @@ def run(args: argparse.Namespace) -> int:
     limits = {dest: getattr(args, dest) for _, dest in _ABOVE}
     outputs = output_tolerance(args.a, args.b, max_abs=args.max_abs, max_rel=args.max_rel)
     thresholds = Thresholds(cosine=args.cosine, **limits, elemwise=elemwise, outputs=outputs)
-    report = compare_paths(
-        args.a,
-        args.b,
-        inputs=args.inputs,
-        batch=args.batch,
-        seed=args.seed,
-        thresholds=thresholds,
-        outputs_only=args.outputs_only,
-    )
+    options = {
+        "batch": args.batch,
+        "seed": args.seed,
+        "thresholds": thresholds,
+        "outputs_only": args.outputs_only,
+    }
+    if args.emulate is not None:
+        from graphkit.debug.compare_emulate import compare_emulated
+
+        report = compare_emulated(args.a, args.b, args.emulate, inputs=args.inputs, **options)
+    else:
+        report = compare_paths(args.a, args.b, inputs=args.inputs, **options)
     csv_path, json_path = write_reports(report, args.out or default_report_dir(args.a, args.b))
     if args.json:
         print(json.dumps(report.as_dict(), indent=1, ensure_ascii=False))

@@ -20,7 +20,11 @@ def write_eval(report: EvalReport, out: Path | None = None) -> tuple[Path, Path]
     out = report.models_dir / "eval" if out is None else Path(out)
     with _result_folder_lock(out, "eval"):
         plot_eval(report, out / "eval.png")
-        write_bytes(out / "eval.json", (json.dumps(report.as_dict(), indent=2) + "\n").encode())
+        data = report.as_dict()
+        note = emulation_note(report)
+        if note:
+            data["emulation_note"] = note
+        write_bytes(out / "eval.json", (json.dumps(data, indent=2) + "\n").encode())
     return out / "eval.json", out / "eval.png"
 
 
@@ -49,43 +53,70 @@ def _result_folder_lock(out: Path, command: str) -> contextlib.AbstractContextMa
 
 
 def render_eval(eval_report: EvalReport) -> str:
-    """The main metric per batch size and runner, with the agreement with the reference."""
+    """The main metric per batch size and runner, with the agreement with the reference; the
+    emulated runners' agreement in columns of their own (an emulated om, not the fp32 model)."""
     report = eval_report.as_dict()
     metric = report["main_metric"]
     ref = report["reference"]
     by = {(r["runner"], r["batch"]): r for r in report["results"]}
     fixed = [r for r in report["results"] if r["batch"] is None]
     per_batch = sorted({r["runner"].rsplit(" bs", 1)[0] for r in report["results"] if r["batch"] is not None})
-    head = ["batch", *[r["runner"] for r in fixed], *per_batch, "Δ vs " + ref, "max|Δ| score", "min cos"]
+    groups = ["", *(["emulated"] if any(_emulated(n) for n in per_batch) else [])]
+    head = ["batch", *[r["runner"] for r in fixed], *per_batch]
+    for g in groups:
+        head += (
+            [f"Δ vs {ref}", "max|Δ| score", "min cos"]
+            if not g
+            else [f"Δ {g}", f"max|Δ| score {g}", f"min cos {g}"]
+        )
     rows = [head]
     for b in report["batch_sizes"]:
         cells = [str(b)] + [f"{r['metrics'][metric]:.4f}" for r in fixed]
-        worst_delta, worst_score, min_cos = 0.0, 0.0, 1.0
+        worst = {g: [0.0, 0.0, 1.0] for g in groups}  # metric delta, score delta, min cosine
+        compared = [(r["runner"], r) for r in fixed[1:]]
         for name in per_batch:
             r = by.get((f"{name} bs{b}", b))
-            if r is None:
-                cells.append("-")
-                continue
-            cells.append(f"{r['metrics'][metric]:.4f}")
-            worst_delta = max(worst_delta, abs(r["delta_to_reference"][metric]))
-            worst_score = max(worst_score, r["agreement"].get("max_abs_score_delta", 0.0))
-            min_cos = min(min_cos, r["agreement"].get("min_cosine", 1.0))
-        for r in fixed[1:]:
-            worst_delta = max(worst_delta, abs(r["delta_to_reference"][metric]))
-            worst_score = max(worst_score, r["agreement"].get("max_abs_score_delta", 0.0))
-            min_cos = min(min_cos, r["agreement"].get("min_cosine", 1.0))
-        cells += [
-            f"{worst_delta:.1e}",
-            f"{worst_score:.1e}",
-            f"{min_cos:.7f}" if report["task"] == "speaker_verification" else "-",
-        ]
+            cells.append("-" if r is None else f"{r['metrics'][metric]:.4f}")
+            compared += [] if r is None else [(name, r)]
+        for name, r in compared:
+            w = worst["emulated" if _emulated(name) else ""]
+            w[0] = max(w[0], abs(r["delta_to_reference"][metric]))
+            w[1] = max(w[1], r["agreement"].get("max_abs_score_delta", 0.0))
+            w[2] = min(w[2], r["agreement"].get("min_cosine", 1.0))
+        for g in groups:
+            delta, score, cos = worst[g]
+            sv = report["task"] == "speaker_verification"
+            cells += [f"{delta:.1e}", f"{score:.1e}", f"{cos:.7f}" if sv else "-"]
         rows.append(cells)
+    note = emulation_note(eval_report)
     return (
         f"{metric} ({report['utterances']} utterances"
         + (f", {report['trials']} trials)" if report["trials"] else ")")
         + "\n"
         + text_table(rows)
+        + (f"\n{note}" if note else "")
     )
+
+
+def _emulated(runner: str) -> bool:
+    from graphkit.runners.emulate import label
+
+    return runner.startswith(label(None))
+
+
+def emulation_note(report: EvalReport) -> str:
+    """One line where an emulated runner is in the report: its mode, and that its figures are
+    an emulation on CPU, not an NPU measurement (:data:`graphkit.ascend.precision.NOTE`)."""
+    from graphkit.runners.emulate import recipe_mode
+
+    emulated = [r.runner for r in report.results if _emulated(r.runner)]
+    if not emulated:
+        return ""
+    from graphkit.ascend.precision import NOTE
+
+    plain = any(len(r.split()) < 3 for r in emulated)  # "emulated bs4", not "emulated MODE bs4"
+    which = f"'emulated' is {recipe_mode(report.recipe.atc)}, the recipe's ATC mode; " if plain else ""
+    return f"emulated: {which}{NOTE}"
 
 
 def render_gate(report: EvalReport) -> list[str]:

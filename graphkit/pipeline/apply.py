@@ -34,6 +34,8 @@ from graphkit.pipeline.expect import check_ops
 from graphkit.pipeline.instruments import Checker, Dump, Expect, Instrument, OpCount, Parity, Progress, Timing
 from graphkit.pipeline.manager import PassManager
 from graphkit.pipeline.outputs import FIXED, MANIFEST, file_digests, manifest_owned
+from graphkit.pipeline.precision import emulated_parity
+from graphkit.pipeline.precision import precision_files as precision_files_of
 from graphkit.pipeline.reference import Feeds, Measurement, Reference
 from graphkit.pipeline.report import ApplyResult, BatchResult, build_manifest
 from graphkit.pipeline.source import Source, load_source
@@ -55,13 +57,17 @@ def apply_recipe(
     registry: PassRegistry | None = None,
     save_golden: bool = False,
     lint: bool = True,
+    emulate: bool = True,
 ) -> ApplyResult:
     """Run ``recipe`` and write its per-batch models, ``atc.sh``, the fusion switch file and
     ``manifest.json`` into ``out_dir`` (default ``out/<recipe name>``; all or nothing).
     ``save_golden`` adds, per batch size,
     the reference inputs and outputs (``golden/bs<N>.npz`` and the inputs as ``.bin`` files
     for msame/ais_bench, see :mod:`graphkit.data.golden`). ``lint`` runs :mod:`graphkit.ascend.lint` on
-    every final model: warnings are logged, errors stop the run before anything is written."""
+    every final model: warnings are logged, errors stop the run before anything is written.
+    ``emulate``: also run each final model under ATC's precision mode, emulated on CPU, for
+    ``batches[].precision`` in the manifest (one more run per batch; the recipe's
+    ``precision: {emulate: false}`` skips it too)."""
     out_dir = Path("out") / recipe.name if out_dir is None else Path(out_dir)
     batch_sizes = tuple(batch_sizes or recipe.batch_sizes)
     registry = registry or PassRegistry()
@@ -85,6 +91,8 @@ def apply_recipe(
         extra: list[Instrument] = [Parity(feeds.stage1(), "")] if feeds is not None else []
         model, records = pipeline.run(manager, source.model, stage="once", extra=extra)
 
+        if not parity and recipe.precision.max_delta is not None:
+            log.warning("precision.max_delta is not checked: --no-parity skips the emulated run too")
         batches = []
         seen_lint: set[tuple[str, str | None, str]] = set()
         for b in batch_sizes:
@@ -92,7 +100,7 @@ def apply_recipe(
             bm = PassManager(registry, [*base, *_dump(dump_dir, f"bs{b}"), Progress(label)])
             final, brecords = pipeline.run(bm, model, stage="per_batch", batch=b)
             data = final.SerializeToString()  # once: parity, the hash and the file share it
-            figures = None
+            figures = emulated = None
             if parity and feeds is not None:  # loading into onnxruntime also checks the weights
                 ref_b = feeds.for_batch(b)
                 measured = _check_batch(ref_b, data, b)
@@ -102,6 +110,8 @@ def apply_recipe(
                     data = final.SerializeToString()
                     measured = ref_b.measure(data, where=f"at batch {b}")
                 figures = measured.figures()
+                if emulate:  # one more run: the numerics of the om ATC builds
+                    emulated = emulated_parity(recipe, ref_b, final, b)
                 out_names = recipe.io_names()[1]  # what rename_io calls each output
                 shapes = {out_names.get(k, k): np.shape(v) for k, v in measured.outputs[0].items()}
             else:
@@ -117,10 +127,13 @@ def apply_recipe(
             if save_golden:
                 assert feeds is not None
                 _write_golden(staging, recipe, feeds.for_batch(b), b)
-            batches.append(BatchResult(b, name, sha256_bytes(data), brecords, figures, "", findings))
+            batches.append(
+                BatchResult(b, name, sha256_bytes(data), brecords, figures, "", findings, emulated)
+            )
             log.info("%swritten (%.1f MB)", label, len(data) / 1e6)
 
         settings = _atc_settings(recipe, [*records, *(r for x in batches for r in x.records)])
+        settings, precision_files = precision_files_of(settings, {*FIXED, *(x.file for x in batches)})
         fusion = atc_mod.fusion_switch_json(settings)
         commands = []
         for br in batches:
@@ -137,6 +150,8 @@ def apply_recipe(
         write_bytes(staging / "atc.sh", atc_mod.atc_script(commands).encode(), mode=0o755)
         if fusion:
             write_bytes(staging / "fusion_switch.cfg", fusion.encode())
+        for file_name, content in precision_files.items():  # keep_dtype.cfg, mixlist.json
+            write_bytes(staging / file_name, content)
         manifest = build_manifest(recipe, source, records, batches, settings, parity, batch_sizes)
         manifest["files"] = file_digests(staging, {b.file: b.sha256 for b in batches})
         write_bytes(staging / MANIFEST, (json.dumps(manifest, indent=2) + "\n").encode())

@@ -24,6 +24,7 @@ class BatchResult:
     parity: dict[str, Any] | None
     atc_command: str
     lint: list[dict[str, Any]] | None = None  # findings of graphkit.ascend.lint (None: not run)
+    precision: dict[str, Any] | None = None  # emulated parity: {"mode", "figures", "note"} (CPU)
 
 
 @dataclass
@@ -74,6 +75,7 @@ def build_manifest(
                 "parity": b.parity,
                 "atc_command": b.atc_command,
                 **({"lint": b.lint} if b.lint is not None else {}),
+                **({"precision": b.precision} if b.precision is not None else {}),
             }
             for b in batches
         ],
@@ -100,9 +102,17 @@ def render_summary(result: ApplyResult) -> str:
         batch = "all" if r.batch is None else str(r.batch)
         nodes = f"{r.nodes_before}→{r.nodes_after}"
         rows.append((batch, r.name, str(r.sites), nodes, f"{r.seconds:.2f}s", *_worst(r.parity)))
+    notes = set()
     for b in result.batches:
         rows.append((str(b.batch), "(final model)", "", "", "", *_worst(b.parity)))
+        p = b.precision or {}
+        if p.get("figures"):  # the same model, ATC's numerics emulated on CPU
+            bad = p.get("non_finite_outputs")
+            figures = (f"inf/NaN in {', '.join(bad)} (fp16 overflow)", "-") if bad else _worst(p["figures"])
+            rows.append((str(b.batch), f"(emulated {p['mode']})", "", "", "", *figures))
+            notes.add(p["note"])
     lines = [text_table(rows)]
+    lines += [f"\nemulated: {n}" for n in sorted(notes)]
     parity = result.manifest.get("parity", {})
     if parity.get("enabled"):
         tol = Tolerance(**parity["tolerance"])

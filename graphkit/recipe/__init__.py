@@ -33,6 +33,7 @@ Schema (see ``recipes/ecapa.yaml`` for a full example)::
     atc: {soc_version: Ascend310P3, cann_version: "8.0", ...}
     expect_ops: {Conv1d: 0, ScatterND: 0} # optional: op counts every final model must meet
     lint: {ignore: [pad-reflect]}         # optional: graphkit lint rules apply skips
+    precision: {max_delta: 1.0e-3}        # optional: gate on the emulated om's figures (CPU emulation)
 """
 
 from graphkit.recipe.catalog import Catalog, default_catalog
@@ -44,6 +45,7 @@ from graphkit.recipe.schema import (
     InputSpec,
     ParitySpec,
     PassStep,
+    PrecisionSpec,
     Recipe,
     SampleSpec,
     SourceSpec,
@@ -61,6 +63,7 @@ __all__ = [
     "InputSpec",
     "ParitySpec",
     "PassStep",
+    "PrecisionSpec",
     "Recipe",
     "SampleSpec",
     "SourceSpec",

@@ -83,6 +83,15 @@ class ParitySpec:
         return self.per_output.get(output, self.tolerance)
 
 
+@dataclass(frozen=True)
+class PrecisionSpec:
+    """The recipe's ``precision:`` section: apply's check of the model under ATC's precision mode,
+    emulated on CPU (:mod:`graphkit.ascend.precision`)."""
+
+    emulate: bool = True  # record the emulated parity figures per batch in manifest.json
+    max_delta: float | None = None  # fail apply when any output's emulated max |Δ| exceeds it
+
+
 TASK_KINDS = ("speaker_verification", "anti_spoofing")
 
 
@@ -114,6 +123,7 @@ class Recipe:
     expect_ops: Mapping[str, Condition] = field(default_factory=dict)  # on every final model
     output_axes: Mapping[str, int | None] = field(default_factory=dict)  # declared; else inferred
     lint_ignore: tuple[str, ...] = ()  # graphkit.ascend.lint rule ids apply does not check
+    precision: PrecisionSpec = field(default_factory=PrecisionSpec)
 
     @property
     def base_dir(self) -> Path:

@@ -23,6 +23,7 @@ from graphkit.recipe.checker import Checker, given, kind
 from graphkit.recipe.conditions import PSEUDO_OPS, STEP_KEYS, Condition, known_op, parse_condition
 from graphkit.recipe.interface import bind_values, parse_inputs, parse_outputs
 from graphkit.recipe.loader import read_recipe_data
+from graphkit.recipe.precision import parse_precision, resolve_precision_files
 from graphkit.recipe.schema import (
     BATCH_PASS,
     DEFAULT_BATCH_SIZES,
@@ -52,6 +53,7 @@ TOP_KEYS = (
     "task",
     "expect_ops",
     "lint",
+    "precision",
 )
 
 
@@ -104,6 +106,8 @@ def parse_recipe(data: Any, *, path: Path, catalog: Catalog, sha256: str = "") -
         atc = settings_from_mapping(atc_data, f"{path}: atc")
     except AtcConfigError as exc:  # its messages quote the user's values as they are
         raise AtcConfigError(one_line(str(exc))) from None
+    atc = resolve_precision_files(c, atc)
+    precision = parse_precision(c, given(top, "precision", {}))
     task = _task(c, top["task"], inputs, outputs) if top.get("task") is not None else None
     expect_ops = _expect_ops(c, given(top, "expect_ops", {}))
     lint_ignore = _lint(c, given(top, "lint", {}), catalog.lint_rules)
@@ -122,6 +126,7 @@ def parse_recipe(data: Any, *, path: Path, catalog: Catalog, sha256: str = "") -
         expect_ops=expect_ops,
         lint_ignore=lint_ignore,
         output_axes=output_axes,
+        precision=precision,
     )
 
 

@@ -42,9 +42,10 @@ _BACKENDS: dict[str, str] = {
 RUNNER_KINDS: tuple[str, ...] = tuple(_BACKENDS)
 
 # What --runner names: the reference (torch), the unmodified export, the emitted models on
-# onnxruntime (CPU, or CUDA/TensorRT), an NPU through ais_bench, or the files an NPU host wrote.
-EVAL_RUNNERS = ("torch", "export", "graphkit", "ort_cuda", "ais_bench", "files")
-BENCH_RUNNERS = ("export", "graphkit", "torch", "ort_cuda", "ais_bench")
+# onnxruntime (CPU, or CUDA/TensorRT, or emulating ATC's precision mode on CPU: graphkit.runners.
+# emulate), an NPU through ais_bench, or the files an NPU host wrote.
+EVAL_RUNNERS = ("torch", "export", "graphkit", "ort_cuda", "emulate", "ais_bench", "files")
+BENCH_RUNNERS = ("export", "graphkit", "torch", "ort_cuda", "emulate", "ais_bench")
 BATCH_FREE = ("torch", "export")  # any batch: run once, not once per batch size
 # what tables call each kind (ort_cuda runs the same emitted models as graphkit)
 LABELS = {
@@ -52,6 +53,7 @@ LABELS = {
     "export": "plain export",
     "graphkit": "graphkit",
     "ort_cuda": "graphkit",
+    "emulate": "emulated",  # the emitted models under ATC's precision mode, on CPU
     "ais_bench": "ais_bench",
     "files": "files",
 }
@@ -76,6 +78,10 @@ class RunnerChoice:
 
     @property
     def label(self) -> str:
+        if self.kind == "emulate":
+            from graphkit.runners.emulate import label
+
+            return label(self.arg)
         return LABELS[self.kind]
 
     def __str__(self) -> str:
@@ -84,8 +90,8 @@ class RunnerChoice:
 
 
 def parse_runner(text: str, allowed: Sequence[str] = EVAL_RUNNERS) -> RunnerChoice:
-    """``torch`` | ``export`` | ``graphkit`` | ``ort_cuda`` | ``files=DIR[,dtype=float16][,fmt=F]`` |
-    ``ais_bench[=DEVICE]``."""
+    """``torch`` | ``export`` | ``graphkit`` | ``ort_cuda`` | ``emulate[=MODE]`` |
+    ``files=DIR[,dtype=float16][,fmt=F]`` | ``ais_bench[=DEVICE]``."""
     kind, sep, arg = text.partition("=")
     if kind not in allowed:
         raise UsageError(
@@ -97,6 +103,10 @@ def parse_runner(text: str, allowed: Sequence[str] = EVAL_RUNNERS) -> RunnerChoi
         )
     if kind == "ais_bench" and arg and not arg.isdigit():
         raise UsageError(f"--runner ais_bench={arg}: the device id is a number (npu-smi info lists them)")
+    if kind == "emulate" and sep:
+        from graphkit.runners.emulate import check_mode
+
+        return RunnerChoice(kind, check_mode(arg, f"--runner {text}") if arg else None)
     if kind not in ("files", "ais_bench") and sep:
         raise UsageError(f"--runner {text}: '{kind}' takes no '=' argument")
     if kind == "files":
@@ -196,7 +206,11 @@ class RecipeRunners:
                 assert choice.arg is not None
                 if not Path(choice.arg).is_dir():
                     raise DataError(f"{choice.arg}: output folder not found (--runner files=DIR)")
-            if choice.kind in ("graphkit", "ort_cuda", "files"):
+            elif choice.kind == "emulate" and choice.arg is None:
+                from graphkit.runners.emulate import recipe_mode
+
+                recipe_mode(self.recipe.atc)  # a mode that is not emulated (bf16): said now
+            if choice.kind in ("graphkit", "ort_cuda", "emulate", "files"):
                 for b in batch_sizes:
                     self._emitted(b, _SHAPES_FROM if choice.kind == "files" else "")
 
@@ -234,6 +248,13 @@ class RecipeRunners:
             providers = "auto" if choice.kind == "ort_cuda" else "cpu"
             return self._renamed(
                 open_runner("onnxruntime", model=self._emitted(batch), providers=providers, label=label)
+            )
+        if choice.kind == "emulate":
+            from graphkit.runners.emulate import open_emulated
+
+            emitted = self._emitted(batch)
+            return self._renamed(
+                open_emulated(emitted, recipe.atc, choice.arg, label=label, base=recipe.base_dir)
             )
         if choice.kind == "ais_bench":
             device = int(choice.arg or 0)
