@@ -9,12 +9,13 @@
 
 An emulation of the NPU's numerics on CPU, not an NPU measurement (see NOTE).
 
-    python benchmarks/aasist_precision.py [--batch 16] [--max-delta 1e-3] [--advise-files 48]
+    python benchmarks/aasist_precision.py [--batch 8] [--max-delta 1e-3] [--advise-files 32]
 """
 
 from __future__ import annotations
 
 import argparse
+import logging
 import sys
 import tempfile
 import time
@@ -64,13 +65,15 @@ def metrics(s: np.ndarray, bona: np.ndarray) -> tuple[float, float]:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--batch", type=int, default=16)
+    ap.add_argument("--batch", type=int, default=8)
     ap.add_argument("--max-delta", type=float, default=1e-3)
-    ap.add_argument("--advise-files", type=int, default=48)
+    ap.add_argument("--advise-files", type=int, default=32)
     ap.add_argument(
         "--weights", type=Path, default=ROOT.parent / "shared" / "models" / "aasist" / "AASIST-L.pth"
     )
     args = ap.parse_args()
+    logging.basicConfig(level=logging.INFO, format="  %(message)s")  # the advisor's checks, as they go
+    logging.getLogger("graphkit").setLevel(logging.INFO)
     paths, bona = files()
     rows = np.stack([row_from_audio(p, "waveform_64600", (64600,)) for p in paths]).astype(np.float32)
     recipe = load_recipe(ROOT / "recipes" / "aasist.yaml")
@@ -86,6 +89,11 @@ def main() -> None:
     print(f"AASIST-L, published weights, {len(paths)} files ({bona.sum()} bona fide), bs{args.batch}")
     print(f"({NOTE})\n")
     table = [("fp32 (emitted model)", fp32), ("emulated force_fp16", fp16)]
+    _print_table(table, fp32, bona)
+    print(
+        f"\nfp32 run {t1 - t0:.1f} s, emulated run {t2 - t1:.1f} s (ratio {(t2 - t1) / (t1 - t0):.2f})",
+        flush=True,
+    )
 
     subset = slice(0, args.advise_files)
     sub_rows, sub_ref = rows[subset], fp32[subset]
@@ -99,16 +107,20 @@ def main() -> None:
     kept = scores(emulate(model, with_kept(config, advice.kept)), rows, args.batch)
     table.append((f"force_fp16 + keep_dtype ({len(advice.kept)} nodes)", kept))
 
-    print(f"{'model':40s} {'EER %':>8s} {'ROC AUC':>8s} {'max|Δ score|':>13s} {'mean|Δ score|':>14s}")
-    for label, s in table:
-        eer, auc = metrics(s, bona)
-        d = np.abs(s - fp32)
-        print(f"{label:40s} {eer:8.3f} {auc:8.5f} {d.max():13.3g} {d.mean():14.3g}")
-    print(f"\nfp32 run {t1 - t0:.1f} s, emulated run {t2 - t1:.1f} s (ratio {(t2 - t1) / (t1 - t0):.2f})")
+    print()
+    _print_table(table, fp32, bona)
     print(
         f"advisor: {advice.candidates} fp16 nodes, {advice.checks} checks on {args.advise_files} files, "
         f"kept {len(advice.kept)}: {', '.join(f'{n} ({o})' for n, o in zip(advice.kept, advice.kept_types))}"
     )
+
+
+def _print_table(table: list[tuple[str, np.ndarray]], fp32: np.ndarray, bona: np.ndarray) -> None:
+    print(f"{'model':40s} {'EER %':>8s} {'ROC AUC':>8s} {'max|Δ score|':>13s} {'mean|Δ score|':>14s}")
+    for label, s in table:
+        eer, auc = metrics(s, bona)
+        d = np.abs(s - fp32)
+        print(f"{label:40s} {eer:8.3f} {auc:8.5f} {d.max():13.3g} {d.mean():14.3g}", flush=True)
 
 
 if __name__ == "__main__":

@@ -167,3 +167,15 @@ def test_keeping_every_candidate_gives_the_fp32_model_back():
     keep = PrecisionConfig(keep_dtype=frozenset(fp16_nodes(model, PrecisionConfig())))
     (got,) = testing.run(emulate(model, keep), {"x0": x})
     assert np.array_equal(got, fp32)
+
+
+def test_a_weight_beyond_fp16_becomes_inf_without_a_numpy_warning(recwarn):
+    model = onnx.parser.parse_model(OVERFLOW.replace("{300.0}", "{1e6}"))
+    for i, node in enumerate(model.graph.node):
+        node.name = f"n{i}"
+    emulated = emulate(model, PrecisionConfig())
+    assert not [w for w in recwarn if issubclass(w.category, RuntimeWarning)]
+    k = next(t for t in emulated.graph.initializer if t.name == "k")
+    assert np.isinf(onnx.numpy_helper.to_array(k))
+    issues = fp16_issues(model, PrecisionConfig(), {"x": np.ones((1, 64), np.float32)})
+    assert ("k", "overflow") in [(i.tensor, i.kind) for i in issues]

@@ -282,7 +282,8 @@ def emulate(model: onnx.ModelProto, config: PrecisionConfig, *, probes: bool = F
 def _rounded_initializer(g: onnx.GraphProto, inits: dict, name: str, readers: dict, kind: dict) -> str:
     """The fp16-rounded weights: in place where every reader rounds them, else a copy."""
     value = numpy_helper.to_array(inits[name])
-    rounded = value.astype(np.float16).astype(np.float32)
+    with np.errstate(over="ignore"):  # |w| > 65504 becomes inf, as on the NPU (fp16_issues says so)
+        rounded = value.astype(np.float16).astype(np.float32)
     if np.array_equal(rounded, value, equal_nan=True):
         return name
     if all(kind.get(i) != "fp32" for i in readers.get(name, [])) and name not in {o.name for o in g.output}:
