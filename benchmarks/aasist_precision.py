@@ -28,6 +28,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from graphkit.ascend.precision import NOTE, PrecisionConfig, emulate  # noqa: E402
+from graphkit.data.preprocess import make_batches  # noqa: E402
 from graphkit.data.samples import row_from_audio  # noqa: E402
 from graphkit.debug.precision import Verdict, advise, with_kept  # noqa: E402
 from graphkit.eval import scoring  # noqa: E402
@@ -48,13 +49,10 @@ def files() -> tuple[list[Path], np.ndarray]:
 def scores(model: onnx.ModelProto, rows: np.ndarray, batch: int) -> np.ndarray:
     sess = session(model.SerializeToString())
     name = sess.get_inputs()[0].name
-    out = []
-    for start in range(0, len(rows), batch):
-        x = rows[start : start + batch]
-        pad = batch - len(x)
-        if pad:
-            x = np.concatenate([x, np.repeat(x[-1:], pad, axis=0)])
-        out.append(sess.run(["logits"], {name: x})[0][: batch - pad, 1])
+    out = [  # the preprocess layout: the last batch padded with its last row
+        sess.run(["logits"], {name: rows[list(b.items)]})[0][: b.valid, 1]
+        for b in make_batches(len(rows), batch)
+    ]
     return np.concatenate(out).astype(np.float64)
 
 

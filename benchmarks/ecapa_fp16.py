@@ -24,6 +24,7 @@ sys.path.insert(0, str(ROOT))
 
 from graphkit.ascend.precision import NOTE, PrecisionConfig, emulate, fp16_issues  # noqa: E402
 from graphkit.data.audio import ecapa_features  # noqa: E402
+from graphkit.data.preprocess import make_batches  # noqa: E402
 from graphkit.ir.ort import session  # noqa: E402
 from graphkit.pipeline.apply import apply_recipe  # noqa: E402
 from graphkit.recipe import load_recipe  # noqa: E402
@@ -41,13 +42,10 @@ def guide_checkpoint(path: Path, seed: int) -> Path:
 
 def embeddings(sess, feats: np.ndarray, batch: int) -> np.ndarray:
     name = sess.get_inputs()[0].name
-    out = []
-    for start in range(0, len(feats), batch):
-        x = feats[start : start + batch]
-        pad = batch - len(x)
-        if pad:
-            x = np.concatenate([x, np.repeat(x[-1:], pad, axis=0)])
-        out.append(sess.run(["embedding"], {name: x})[0][: batch - pad])
+    out = [  # the preprocess layout: the last batch padded with its last row
+        sess.run(["embedding"], {name: feats[list(b.items)]})[0][: b.valid]
+        for b in make_batches(len(feats), batch)
+    ]
     return np.concatenate(out).reshape(len(feats), -1)
 
 

@@ -10,6 +10,7 @@ import argparse
 import math
 from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import Any
 
 from graphkit._util import check_path, one_line, show
 from graphkit.errors import UsageError
@@ -172,3 +173,8 @@ def add_out(p: argparse.ArgumentParser, help: str, *, required: bool = False) ->
 
 def add_json(p: argparse.ArgumentParser, what: str = "the report") -> None:
     p.add_argument("--json", action="store_true", help=f"print {what} as JSON")
+
+
+def add_gate_limit(p: Any, flag: str, help: str) -> None:
+    """A flag taking a non-negative, finite number X (a gate's limit), None when absent."""
+    p.add_argument(flag, type=finite_float(flag, minimum=0.0), default=None, metavar="X", help=help)

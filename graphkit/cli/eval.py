@@ -40,13 +40,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         help="|candidate - reference| of a task metric (eer_percent, roc_auc, min_tdcf, centroid_roc_auc, "
         "trial_roc_auc, min_dcf_0.01, min_dcf_0.05) at most X; repeatable",
     )
-    g.add_argument(
-        "--max-score-delta",
-        type=_args.finite_float("--max-score-delta", minimum=0.0),
-        default=None,
-        metavar="X",
-        help="max |Δ| of the per-utterance (per-trial) scores at most X",
-    )
+    _args.add_gate_limit(g, "--max-score-delta", "max |Δ| of the per-utterance (per-trial) scores at most X")
     g.add_argument(
         "--min-cosine",
         type=_cosine,

@@ -25,26 +25,10 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     _args.add_trials(p)
     _args.add_limit(p, 2)
     p.add_argument("--metric", default=None, help="metric to gate on (default: the task's main one)")
-    p.add_argument(
-        "--max-delta",
-        type=_args.finite_float("--max-delta", minimum=0.0),
-        default=None,
-        metavar="X",
-        help="with --data: allowed |Δ metric| against the fp32 emitted model",
-    )
-    p.add_argument(
-        "--max-score-delta",
-        type=_args.finite_float("--max-score-delta", minimum=0.0),
-        default=None,
-        metavar="X",
-        help="with --data: allowed max |Δ| of the per-utterance scores",
-    )
-    p.add_argument(
-        "--max-abs",
-        type=_args.finite_float("--max-abs", minimum=0.0),
-        default=None,
-        metavar="X",
-        help="parity gate: allowed |Δ| of every output (default: the recipe's parity tolerance)",
+    _args.add_gate_limit(p, "--max-delta", "with --data: allowed |Δ metric| against the fp32 emitted model")
+    _args.add_gate_limit(p, "--max-score-delta", "with --data: allowed max |Δ| of the per-utterance scores")
+    _args.add_gate_limit(
+        p, "--max-abs", "parity gate: allowed |Δ| of every output (default: the recipe's parity tolerance)"
     )
     _args.add_out(p, "folder for keep_dtype.cfg (default: the models folder)")
     _args.add_json(p)
