@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import contextlib
 import difflib
+import importlib
+import os
 import re
-from collections.abc import Iterable, Sequence
+import sys
+from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -67,3 +71,26 @@ def check_path(path: Path, flag: str) -> None:
         pass
     except OSError as exc:
         raise UsageError(f"{flag} {shown}: {exc.strerror}") from None
+
+
+@contextlib.contextmanager
+def user_import_path(near: Path | None = None) -> Iterator[None]:
+    """Import a user's module (a recipe's ``my_passes:fn``) as ``python -m`` finds it: the
+    current folder first, then ``sys.path``, then ``near`` (the recipe's folder) last, so that a
+    file beside the recipe never shadows an installed package. The console script, unlike
+    ``python -m``, does not put the current folder on ``sys.path``; the entries added here are
+    removed again on exit, so that nothing outlives the import."""
+    cwd = os.getcwd()
+    front = [] if cwd in sys.path or "" in sys.path else [cwd]
+    folder = str(Path(near).resolve()) if near is not None else None
+    back = [folder] if folder is not None and folder not in sys.path and folder != cwd else []
+    sys.path[:0] = front
+    sys.path.extend(back)
+    if front or back:
+        importlib.invalidate_caches()  # a module written since the last import must be seen
+    try:
+        yield
+    finally:
+        for entry in (*front, *back):
+            with contextlib.suppress(ValueError):  # the module removed it itself
+                sys.path.remove(entry)

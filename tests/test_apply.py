@@ -125,11 +125,30 @@ def test_dump_passes_writes_every_intermediate(tmp_path):
     assert main(["apply", str(recipe), "-o", str(out), "--dump-passes", "--batch", "2"]) == 0
     dumped = sorted(p.name for p in (out / "passes").iterdir())
     assert dumped == [
+        "all_00_source.onnx",  # what the first pass got: the source (a PyTorch one: all_00_export)
         "all_01_conv1d_to_conv2d.onnx",
         "all_02_remove_identity.onnx",
         "bs2_01_set_batch_size.onnx",
         "bs2_02_fold_constants.onnx",
     ]
+    start = onnx.load(str(out / "passes" / "all_00_source.onnx"))
+    assert start.graph.node == tiny.conv1d_chain().graph.node  # before any pass
+
+
+def test_dump_passes_names_a_pytorch_source_the_export(tmp_path, monkeypatch):
+    from graphkit.pipeline import apply as apply_mod
+
+    real = apply_mod.load_source
+
+    def exported(*args, **kwargs):  # the ONNX source, described as a built-in model's export
+        source = real(*args, **kwargs)
+        source.info["kind"] = "torch"
+        return source
+
+    monkeypatch.setattr(apply_mod, "load_source", exported)
+    out = tmp_path / "out"
+    assert main(["apply", str(write_recipe(tmp_path)), "-o", str(out), "--dump-passes", "--batch", "2"]) == 0
+    assert sorted(p.name for p in (out / "passes").iterdir())[0] == "all_00_export.onnx"
 
 
 @pytest.mark.parametrize(

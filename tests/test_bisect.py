@@ -50,9 +50,9 @@ def planted(bad: int, factor: float = 1.05) -> list:
 def test_bisect_finds_the_planted_site_among_ten(tmp_path, bad):
     report = bisect_recipe(load_recipe(mlp_recipe(tmp_path, planted(bad))), batch=4)
     assert report.final_breach is not None
-    assert report.first_bad_pass == 1 and report.passes[1] == "plugin_passes:scale_after_relu"
+    assert report.first_bad_step == 2 and report.first_bad_pass == "plugin_passes:scale_after_relu"
     assert report.exposes_sites and report.sites_total == 10
-    assert report.first_bad_site == bad and report.site_label == f"relu_{bad}"
+    assert report.first_bad_site == bad + 1 and report.site_label == f"relu_{bad}"  # sites count from 1
     assert report.site_alone_breach is not None  # wrong by itself
     # prefix search: log2(4 passes) + site search: log2(10) + the final, whole-pass, alone checks
     assert report.checks <= 2 + 4 + 4
@@ -78,8 +78,8 @@ def test_a_site_wrong_only_together_with_earlier_ones(tmp_path):
     """Every site scales by 1.001: a few are within tolerance, their product is not."""
     passes = [{"pass": "plugin_passes:scale_after_relu", "with": {"drift": 1.001}}, "set_batch_size"]
     report = bisect_recipe(load_recipe(mlp_recipe(tmp_path, passes, layers=12)), batch=4)
-    assert report.first_bad_pass == 0 and report.first_bad_site is not None
-    assert report.first_bad_site > 0  # needs the ones before it
+    assert report.first_bad_step == 1 and report.first_bad_site is not None
+    assert report.first_bad_site > 1  # needs the ones before it
     assert report.site_alone_breach is None
     assert "only together with the sites before it" in render(report)
 
@@ -96,7 +96,7 @@ def test_a_pass_without_sites_is_named_but_not_narrowed(tmp_path):
     }
     (tmp_path / "t.yaml").write_text(yaml.safe_dump(data))
     report = bisect_recipe(load_recipe(tmp_path / "t.yaml"))
-    assert report.first_bad_pass == 0 and not report.exposes_sites
+    assert report.first_bad_step == 1 and not report.exposes_sites
     assert "does not expose its sites" in render(report)
 
 
@@ -130,7 +130,7 @@ def test_bisect_on_the_task_metric(tmp_path, librispeech, capsys):
         "--data",
         str(librispeech),
         "--limit",
-        "20",
+        "12",  # the fewest that keep target trials; each of the ~9 checks evaluates them all
         "--metric",
         "trial_roc_auc",
     ]
@@ -139,5 +139,5 @@ def test_bisect_on_the_task_metric(tmp_path, librispeech, capsys):
 
     report = json.loads(capsys.readouterr().out)
     assert report["gate"] == "trial_roc_auc within 0 of the unmodified model"
-    assert report["first_bad_pass"] == 0 and report["sites_total"] >= 8
-    assert report["first_bad_site"] == 11
+    assert report["first_bad_pass"]["step"] == 1 and report["sites"]["total"] >= 8
+    assert report["sites"]["first_bad"]["site"] == 12  # 1-based: the 12th site offered, planted at [11]

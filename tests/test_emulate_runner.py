@@ -89,11 +89,13 @@ def test_eval_table_sets_emulated_beside_fp32_with_the_note(applied):
     ]
     report = EvalReport(load_recipe(recipe), "anti_spoofing", 2, 0, "eer_percent", [1], out, results)
     text = render_eval(report)
-    head, _, row = text.splitlines()[1:4]
-    assert head.split()[:3] == ["batch", "torch", "emulated"] and "Δ emulated" in head
-    cells = row.split()
-    assert cells[1:4] == ["5.0000", "5.5000", "5.0000"]
-    assert cells[4:6] == ["0.0e+00", "1.0e-07"] and cells[7:9] == ["5.0e-01", "5.0e-02"]
+    head, _, *rows = text.splitlines()[1:6]
+    assert head.split() == ["runner", "batch", "eer_percent", "Δ", "eer_percent", "max|Δ|", "score"]
+    assert [row.split() for row in rows] == [
+        ["torch", "-", "5.0000", "(reference)", "-"],
+        ["graphkit", "1", "5.0000", "0", "1.0e-07"],
+        ["emulated", "1", "5.5000", "+5.0e-01", "5.0e-02"],
+    ]
     assert text.count(NOTE) == 1 and "'emulated' is force_fp16" in text
 
 

@@ -19,7 +19,7 @@ PACKAGE = ROOT / "graphkit"
 
 # Lowest first: a module may import its own layer and the layers above it in this list.
 LAYERS = (
-    ("graphkit._version", "graphkit.errors", "graphkit._util"),
+    ("graphkit._version", "graphkit.errors", "graphkit._util", "graphkit._progress"),
     ("graphkit.models",),  # the PyTorch model definitions: torch and the error tree only
     ("graphkit.ir",),
     ("graphkit.numerics",),

@@ -537,7 +537,7 @@ def test_command_prints_findings_and_exits_1_on_errors(tmp_path, capsys):
     assert main(["lint", str(path)]) == 1
     assert "dynamic-dim" in capsys.readouterr().out
     assert main(["lint", str(path), "--gear", "dynamic_batch_size", "--json"]) == 0
-    assert [f["rule"] for f in json.loads(capsys.readouterr().out)] == ["conv1d-chain"]
+    assert [f["rule"] for f in json.loads(capsys.readouterr().out)["findings"]] == ["conv1d-chain"]
     assert main(["lint", str(path), "--ignore", "dynamic-dim,conv1d-chain"]) == 0
 
 

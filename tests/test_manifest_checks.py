@@ -264,7 +264,7 @@ def test_eval_with_the_weights_it_was_applied_with_works(
 ) -> None:
     runners = ("--runner", "torch", "--runner", "graphkit")  # the pair the check is about
     weights = ("--weights", str(checkpoint))
-    args = eval_args(librispeech, ecapa_trained, tmp_path / "e", *weights, "--limit", "20", *runners)
+    args = eval_args(librispeech, ecapa_trained, tmp_path / "e", *weights, "--limit", "12", *runners)
     assert main(["-q", *args]) == 0  # must not fire
     assert (tmp_path / "e").is_dir()
 

@@ -165,4 +165,4 @@ def test_eval_refuses_a_batch_size_that_would_not_fit(tmp_path, capsys, monkeypa
     assert not report.exists()
     # must not fire: batch 1 fits
     assert main(["-q", *args, "--batch", "1"]) == 0
-    assert (report / "eval.json").is_file()
+    assert (report / "latest" / "eval.json").is_file()

@@ -58,13 +58,18 @@ def test_a_rerun_drops_the_earlier_runs_files_and_keeps_the_users(tmp_path):
     assert any(f.startswith("passes/") for f in first["files"])
     (out / "tiny_bs1.om").write_bytes(b"compiled by atc")  # the user's files
     (out / "eval").mkdir()
-    (out / "eval" / "eval.json").write_text("{}")
+    (out / "eval" / "eval.json").write_text("{}")  # an older graphkit's report
+    (out / "eval" / "20250101T000000Z").mkdir()  # a run of eval and its latest link
+    (out / "eval" / "20250101T000000Z" / "eval.json").write_text("{}")
+    (out / "eval" / "latest").symlink_to("20250101T000000Z", target_is_directory=True)
     (out / "notes").symlink_to("/nonexistent/notes.txt")
 
     assert apply(recipe, out, "--batch", "1") == 0
     second = assert_complete(out)
     assert set(second["files"]) == {"tiny_bs1.onnx", "atc.sh", "fusion_switch.cfg"}
-    assert set(tree(out)) == {*second["files"], "manifest.json", "tiny_bs1.om", "eval/eval.json", "notes"}
+    reports = {"eval/eval.json", "eval/20250101T000000Z/eval.json", "eval/latest"}
+    assert set(tree(out)) == {*second["files"], "manifest.json", "tiny_bs1.om", *reports, "notes"}
+    assert os.readlink(out / "eval" / "latest") == "20250101T000000Z"
     assert (out / "tiny_bs1.om").read_bytes() == b"compiled by atc"
     assert os.readlink(out / "notes") == "/nonexistent/notes.txt"
     assert staging_leftovers(out) == []

@@ -7,6 +7,7 @@ Exit codes: 0 ok, 1 the model is wrong (parity, an expectation, a lint error, a 
 bisect finding), 2 bad recipe, bad model, bad data or bad usage, or an OSError nobody turned into
 a clearer error (a full disk, a read-only folder). Errors are one line on stderr; anything else
 that is not a GraphkitError is a bug and keeps its traceback (``-v`` logs it for an OSError).
+``-v``/``-q`` and ``--log-file`` are described in :mod:`graphkit.cli._logging`.
 """
 
 from __future__ import annotations
@@ -14,7 +15,6 @@ from __future__ import annotations
 import argparse
 import atexit
 import importlib
-import logging
 import os
 import signal
 import sys
@@ -25,9 +25,10 @@ from typing import Any
 
 from graphkit._util import check_path, one_line
 from graphkit._version import __version__
-from graphkit.errors import GraphkitError, Terminated, UsageError, check_interrupted, note_interrupt
+from graphkit.cli import _logging
+from graphkit.cli._parser import ArgumentsError, Parser, ParserExit, leading_flags, unrecognized
+from graphkit.errors import GraphkitError, Terminated, check_interrupted, note_interrupt
 
-log = logging.getLogger("graphkit")
 SUBCOMMANDS = (
     "apply",
     "eval",
@@ -42,27 +43,53 @@ SUBCOMMANDS = (
 )
 
 
-class _Parser(argparse.ArgumentParser):
-    def error(self, message: str) -> None:  # argparse exits 2 too; keep our one-line form
-        raise UsageError(f"{self.prog}: {message}")
+_DESCRIPTION = "Recipe-driven ONNX graph surgery for Ascend NPUs, every rewrite proven against onnxruntime."
+_VERBOSE = (
+    "more output, repeatable: -v adds graphkit's debug lines and an error's traceback, "
+    "-vv other libraries' debug logs too"
+)
+_QUIET = "less output, repeatable: -q warnings and errors only, -qq errors only (-v and -q offset each other)"
+_LOG_FILE = "append the full debug log (every graphkit line, tracebacks) to PATH, whatever -v/-q show"
 
 
-def build_parser() -> argparse.ArgumentParser:
-    p = _Parser(prog="graphkit", description=__doc__.splitlines()[0])
+def _add_output_flags(p: argparse.ArgumentParser, suffix: str = "") -> None:
+    """-v, -q and --log-file; after the subcommand (``suffix``) they count apart and add up."""
+    p.add_argument("-v", "--verbose", dest="verbose" + suffix, action="count", default=0, help=_VERBOSE)
+    p.add_argument("-q", "--quiet", dest="quiet" + suffix, action="count", default=0, help=_QUIET)
+    default = argparse.SUPPRESS if suffix else None  # after the subcommand: given, it wins
+    p.add_argument("--log-file", type=Path, default=default, metavar="PATH", help=_LOG_FILE)
+
+
+def build_parser(*, arguments: bool = True) -> Parser:
+    """The parser of every subcommand (``arguments=False``: their names and help lines only,
+    enough for ``graphkit --help``, without importing what their flags need)."""
+    p = Parser(prog="graphkit", description=_DESCRIPTION, epilog="graphkit COMMAND --help: a command's flags")
     p.add_argument("--version", action="version", version=f"graphkit {__version__}")
-    p.add_argument("-v", "--verbose", action="store_true", help="debug logging and tracebacks")
-    p.add_argument("-q", "--quiet", action="store_true", help="warnings and errors only")
-    # the same flags after the subcommand (SUPPRESS: absent there, they keep the main value)
+    _add_output_flags(p)
     common = argparse.ArgumentParser(add_help=False)
-    common.add_argument("-v", "--verbose", action="store_true", default=argparse.SUPPRESS)
-    common.add_argument("-q", "--quiet", action="store_true", default=argparse.SUPPRESS)
-    sub = p.add_subparsers(dest="command", required=True, parser_class=_Parser)
+    _add_output_flags(common, "_after")
+    sub = p.add_subparsers(dest="command", metavar="COMMAND", parser_class=Parser, help="one of:")
     for name in SUBCOMMANDS:
         module = importlib.import_module(f"graphkit.cli.{name}")
-        command = sub.add_parser(name, parents=[common], help=module.HELP)
-        module.add_arguments(command)
+        command = sub.add_parser(name, parents=[common], help=module.HELP, description=module.HELP)
+        if arguments:
+            module.add_arguments(command)
         command.set_defaults(func=module.run)
+        p.commands[name] = command
     return p
+
+
+def _parse(argv: Sequence[str]) -> argparse.Namespace:
+    parser = build_parser(arguments=not {"-h", "--help"} & set(leading_flags(argv)))
+    args, extras = parser.parse_known_args(argv)
+    if extras:  # argparse's own error names neither the subcommand nor the flag meant
+        command = parser.commands.get(args.command, parser)
+        raise unrecognized(command.prog, command, extras)
+    if args.command is None:
+        raise ArgumentsError(
+            parser.prog, f"give a command: {', '.join(SUBCOMMANDS)} (graphkit --help says what each does)"
+        )
+    return args
 
 
 _SIGNALS = (signal.SIGINT, signal.SIGTERM)
@@ -86,44 +113,44 @@ def _ignore_signals() -> None:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    root = logging.getLogger("graphkit")
-    saved = (root.handlers[:], root.level, root.propagate)
+    argv = sys.argv[1:] if argv is None else list(argv)
+    if "--version" in leading_flags(argv):
+        print(f"graphkit {__version__}")
+        return 0
     previous: dict[signal.Signals, Any] = {}
     if threading.current_thread() is threading.main_thread():
         previous = {sig: signal.signal(sig, _on_signal) for sig in _SIGNALS}
     try:
-        return _main(argv)
-    finally:  # in-process callers (tests, notebooks) get their logging and signal handlers back
+        with _logging.restored():  # in-process callers (tests, notebooks) get their logging back
+            return _main(argv)
+    finally:  # and their signal handlers
         note_interrupt(None)
-        root.handlers[:], root.level, root.propagate = saved
         for sig, handler in previous.items():
             if handler is not None:  # None: a handler installed from C, which Python cannot restore
                 signal.signal(sig, handler)
 
 
-def _main(argv: Sequence[str] | None) -> int:
-    verbose, command = False, ""
+def _main(argv: Sequence[str]) -> int:
+    command, logged = "", False
     try:
-        args = build_parser().parse_args(argv)
-        verbose, command = args.verbose, args.command
-        _setup_logging(args.verbose, args.quiet)
+        args = _parse(argv)
+        command = args.command
+        _setup_logging(args, argv)
+        logged = True
         _check_path_args(args)
         return args.func(args)
+    except ParserExit as exc:  # --help
+        return exc.status
     except GraphkitError as exc:
-        if verbose:
-            logging.getLogger("graphkit").exception("traceback")
-        print(f"graphkit: error: {one_line(str(exc))}", file=sys.stderr)
-        return exc.exit_code
+        prog = exc.prog if isinstance(exc, ArgumentsError) else "graphkit"
+        return _fail(f"{prog}: error: {one_line(str(exc))}", exc.exit_code, logged)
     except BrokenPipeError:  # `graphkit passes | head -1`: the reader has what it wanted
         _silence_stdout()
         return 141  # 128 + SIGPIPE, as a shell tool killed by the signal reports
     except OSError as exc:  # a full disk, a read-only folder: the user's environment, not a bug
         from graphkit.ir.io import describe_os_error  # here: --version must not import onnx
 
-        if verbose:
-            logging.getLogger("graphkit").exception("traceback")
-        print(f"graphkit: error: {describe_os_error(exc)}", file=sys.stderr)
-        return 2
+        return _fail(f"graphkit: error: {describe_os_error(exc)}", 2, logged)
     except ImportError as exc:  # an interrupt during a native module's import, or a bug
         try:
             check_interrupted(exc)
@@ -132,6 +159,20 @@ def _main(argv: Sequence[str] | None) -> int:
         raise
     except KeyboardInterrupt as exc:
         return _interrupted(exc, command)
+    except Exception:  # a bug: its traceback goes on as it is, and into the log file too
+        if logged:
+            _logging.log.debug("uncaught error", exc_info=True, extra=_logging.FILE_ONLY)
+        raise
+
+
+def _fail(line: str, code: int, logged: bool) -> int:
+    """Print the one error line. Once logging is set up, the traceback goes to the console
+    with -v, and it and the line go to the log file (never through the caller's loggers)."""
+    if logged:
+        _logging.log.debug("traceback", exc_info=True)
+        _logging.log.error(line, extra=_logging.FILE_ONLY)
+    print(line, file=sys.stderr)
+    return code
 
 
 def _interrupted(exc: KeyboardInterrupt, command: str) -> int:
@@ -166,17 +207,15 @@ def _check_path_args(args: argparse.Namespace) -> None:
     for dest, value in vars(args).items():
         if dest in _POSITIONALS and isinstance(value, list):
             # `compare a -- --`: Python 3.11's argparse leaves b as [], neither a path nor an error
-            raise UsageError(f"graphkit: the following arguments are required: {dest}")
+            raise ArgumentsError(f"graphkit {args.command}", f"the following arguments are required: {dest}")
         if isinstance(value, Path):
             flag = dest if dest in _POSITIONALS else "--" + dest.replace("_", "-")
             check_path(value, flag)
 
 
-def _setup_logging(verbose: bool, quiet: bool) -> None:
-    level = logging.DEBUG if verbose else logging.WARNING if quiet else logging.INFO
-    handler = logging.StreamHandler(sys.stderr)
-    handler.setFormatter(logging.Formatter("graphkit: %(message)s"))
-    root = logging.getLogger("graphkit")
-    root.handlers[:] = [handler]
-    root.setLevel(level)
-    root.propagate = False
+def _setup_logging(args: argparse.Namespace, argv: Sequence[str]) -> None:
+    verbosity = args.verbose + args.verbose_after - args.quiet - args.quiet_after
+    if args.log_file is not None:
+        check_path(args.log_file, "--log-file")  # before the handler opens it (a NUL byte)
+    _logging.setup(verbosity, args.log_file)
+    _logging.log.debug("graphkit %s: %s", __version__, " ".join(argv), extra=_logging.FILE_ONLY)

@@ -14,7 +14,6 @@ from typing import Any
 
 from graphkit._util import check_path, one_line, show
 from graphkit.errors import UsageError
-from graphkit.recipe import MAX_BATCH
 
 DataSource = tuple[Path, "str | None"]  # a dataset folder and its label (anti-spoofing), if any
 LABELS = ("bonafide", "spoof")
@@ -22,6 +21,8 @@ LABELS = ("bonafide", "spoof")
 
 def batch_list(text: str) -> tuple[int, ...]:
     """'1,4,8' (--batch of apply, eval and bench)."""
+    from graphkit.recipe import MAX_BATCH  # here: importing the recipe layer imports onnx (--help)
+
     try:
         sizes = tuple(int(t) for t in text.split(",") if t.strip())
     except ValueError:
@@ -120,14 +121,29 @@ def add_weights(p: argparse.ArgumentParser) -> None:
     )
 
 
+# what each --runner value runs (the kinds are graphkit.runners.select's EVAL_RUNNERS)
+RUNNER_HELP = {
+    "torch": ("torch", "the recipe's PyTorch model, the reference"),
+    "export": ("export", "the recipe's unmodified ONNX export on onnxruntime CPU"),
+    "graphkit": ("graphkit", "the emitted model of each batch size on onnxruntime CPU"),
+    "ort_cuda": (
+        "ort_cuda",
+        "the emitted models on onnxruntime's CUDA execution provider; needs onnxruntime-gpu",
+    ),
+    "emulate": ("emulate[=MODE]", "the emitted models under ATC's precision mode, emulated on CPU"),
+    "ais_bench": ("ais_bench[=DEVICE]", "the .om on an Ascend NPU"),
+    "files": ("files=DIR[,dtype=float16][,fmt=F]", "the outputs an NPU host wrote"),
+}
+
+
 def add_runners(p: argparse.ArgumentParser, choices: Sequence[str], default: str) -> None:
+    listed = ", ".join(f"{RUNNER_HELP[k][0]} ({RUNNER_HELP[k][1]})" for k in choices)
     p.add_argument(
         "--runner",
         action="append",
         default=[],
         metavar="RUNNER",
-        help=f"{', '.join(choices)} (files=DIR[,dtype=float16][,fmt=F], ais_bench=DEVICE); "
-        f"repeat for several (default: {default})",
+        help=f"{listed}; repeat --runner for several (default: {default})",
     )
 
 
@@ -173,6 +189,22 @@ def add_out(p: argparse.ArgumentParser, help: str, *, required: bool = False) ->
 
 def add_json(p: argparse.ArgumentParser, what: str = "the report") -> None:
     p.add_argument("--json", action="store_true", help=f"print {what} as JSON")
+
+
+def add_metric(p: argparse.ArgumentParser) -> None:
+    from graphkit.eval.gate import ALL_METRICS, TASK_METRICS
+
+    listed = "; ".join(
+        f"{task.replace('_', ' ')}: {', '.join(names)}" for task, names in TASK_METRICS.items()
+    )
+    p.add_argument(
+        "--metric",
+        choices=ALL_METRICS,
+        default=None,
+        metavar="METRIC",
+        help=f"metric to gate on ({listed}; default: the task's main one, eer_percent, "
+        "or centroid_roc_auc for speaker verification without --trials)",
+    )
 
 
 def add_gate_limit(p: Any, flag: str, help: str) -> None:

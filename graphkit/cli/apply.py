@@ -25,6 +25,11 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     )
     p.add_argument("--no-lint", action="store_true", help="skip graphkit lint on the final models")
     p.add_argument(
+        "--self-contained",
+        action="store_true",
+        help="write each model with its weights inside it, instead of sharing them in weights/",
+    )
+    p.add_argument(
         "--no-emulate",
         action="store_true",
         help="skip the run of each final model under ATC's precision mode, emulated on CPU",
@@ -46,10 +51,18 @@ def run(args: argparse.Namespace) -> int:
         save_golden=args.save_golden,
         lint=not args.no_lint,
         emulate=not args.no_emulate,
+        self_contained=args.self_contained,
     )
     if args.json:
         print(json.dumps(result.manifest, indent=2))
     else:
         print(render_summary(result))
-        print(f"\nwrote {len(result.files)} files to {result.out_dir}/ (run atc.sh on a CANN host)")
+        from graphkit.ir.weights import WEIGHTS_DIR
+
+        weights = sum(1 for f in result.files if f.parent.name == WEIGHTS_DIR)
+        shared = f" + {weights} shared weight files in {WEIGHTS_DIR}/" if weights else ""
+        print(
+            f"\nwrote {len(result.files) - weights} files{shared} to {result.out_dir}/"
+            " (run atc.sh on a CANN host)"
+        )
     return 0

@@ -21,12 +21,17 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         "--loops",
         type=_args.int_at_least(1, "--loops"),
         default=10,
+        metavar="N",
         help="timed runs per batch size (default 10)",
     )
     p.add_argument(
-        "--warmup", type=_args.int_at_least(0, "--warmup"), default=2, help="untimed runs first (default 2)"
+        "--warmup",
+        type=_args.int_at_least(0, "--warmup"),
+        default=2,
+        metavar="N",
+        help="untimed runs before the timed ones (default 2)",
     )
-    _args.add_out(p, "report folder (default <models>/bench)")
+    _args.add_out(p, "one DIR/<UTC time>/ per run and DIR/latest, the newest (default <models>/bench)")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -43,7 +48,7 @@ def run(args: argparse.Namespace) -> int:
         loops=args.loops,
         warmup=args.warmup,
     )
-    json_path, png_path = write_bench(report, args.out, models_dir=args.models)
+    written = write_bench(report, args.out, models_dir=args.models)
     print(render_bench(report))
-    print(f"\nwrote {json_path} and {png_path}")
+    print(f"\n{written.describe()}")
     return 0

@@ -19,7 +19,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     )
     _args.add_trials(p)
     _args.add_limit(p, 2)
-    p.add_argument("--metric", default=None, help="metric to gate on (default: the task's main one)")
+    _args.add_metric(p)
     p.add_argument("--max-delta", type=float, default=0.0, help="allowed |Δ metric| (default 0)")
     _args.add_json(p)
 

@@ -29,7 +29,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         "--asv-scores", type=Path, default=None, metavar="FILE", help="ASV score file, for min t-DCF"
     )
     _args.add_limit(p, 2)
-    _args.add_out(p, "report folder (default <models>/eval)")
+    _args.add_out(p, "one DIR/<UTC time>/ per run and DIR/latest, the newest (default <models>/eval)")
     g = p.add_argument_group("gate (exit 1 when a runner drifts from the reference beyond a limit)")
     g.add_argument(
         "--max-delta",
@@ -76,9 +76,9 @@ def run(args: argparse.Namespace) -> int:
         limit=args.limit,
         gate=gate,
     )
-    json_path, png_path = write_eval(report, args.out)  # written whatever the gate says
+    written = write_eval(report, args.out)  # written whatever the gate says
     print(render_eval(report))
-    print(f"\nwrote {json_path} and {png_path}")
+    print(f"\n{written.describe()}")
     breaches = render_gate(report)
     for line in breaches:
         print(f"graphkit: {line}", file=sys.stderr)

@@ -29,8 +29,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Run ``graphkit lint``: 1 when any finding is an error, else 0."""
-    from graphkit.ascend.lint import ERROR, RULES, lint_model, render
+    from graphkit.ascend.lint import ERROR, RULES, lint_model, lint_report, render
     from graphkit.ir.io import load_model
+    from graphkit.pipeline.provenance import environment, model_identity
 
     if args.list_rules:
         lines = [f"{r.id:22s} {r.severity:8s} {r.summary} [fix: {r.fix or '-'}]" for r in RULES.values()]
@@ -40,5 +41,10 @@ def run(args: argparse.Namespace) -> int:
         raise UsageError("lint: give a MODEL.onnx to check (or --list-rules)")
     ignore = [r.strip() for arg in args.ignore or () for r in arg.split(",") if r.strip()]
     findings = lint_model(load_model(args.model), soc=args.soc, cann=args.cann, gear=args.gear, ignore=ignore)
-    print(json.dumps([f.as_dict() for f in findings], indent=2) if args.json else render(findings))
+    if args.json:
+        report = lint_report(findings, soc=args.soc, cann=args.cann, gear=args.gear, ignore=ignore)
+        report = {"model": model_identity(args.model), **report, "environment": environment()}
+        print(json.dumps(report, indent=2))
+    else:
+        print(render(findings))
     return int(any(f.severity == ERROR for f in findings))

@@ -24,7 +24,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     _args.add_data(p, "gate on the task over this dataset instead of the parity tolerance", required=False)
     _args.add_trials(p)
     _args.add_limit(p, 2)
-    p.add_argument("--metric", default=None, help="metric to gate on (default: the task's main one)")
+    _args.add_metric(p)
     _args.add_gate_limit(p, "--max-delta", "with --data: allowed |Δ metric| against the fp32 emitted model")
     _args.add_gate_limit(p, "--max-score-delta", "with --data: allowed max |Δ| of the per-utterance scores")
     _args.add_gate_limit(

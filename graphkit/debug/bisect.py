@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -44,24 +44,63 @@ Gate = Callable[[onnx.ModelProto], "str | None"]  # None: the model is good; els
 
 @dataclass
 class BisectReport:
+    """What bisect found. Passes and sites are numbered from 1, in the text and the JSON alike:
+    step k is ``passes[k - 1]``; site j is the j-th the pass offers (its label is the model's
+    own name for the place, whatever number that name holds)."""
+
     recipe: str
     batch: int
     gate: str
     passes: list[str]
     final_breach: str | None = None
-    first_bad_pass: int | None = None  # index into passes
+    first_bad_step: int | None = None  # 1-based: passes[first_bad_step - 1] broke the model
     pass_where: str | None = None
     pass_breach: str | None = None
     exposes_sites: bool = False
     sites_total: int | None = None
-    first_bad_site: int | None = None  # index in the order the pass offers its sites
+    first_bad_site: int | None = None  # 1-based, in the order the pass offers its sites
     site_label: str | None = None
     site_breach: str | None = None
     site_alone_breach: str | None = None  # None: the site alone keeps the model good
     checks: int = 0
+    provenance: dict[str, Any] = field(default_factory=dict)  # environment, weights
+
+    @property
+    def first_bad_pass(self) -> str | None:
+        """The name of the pass that broke the model."""
+        return None if self.first_bad_step is None else self.passes[self.first_bad_step - 1]
 
     def as_dict(self) -> dict[str, Any]:
-        return asdict(self)
+        """``graphkit bisect --json``: every number as the text shows it (``"step": 2`` is the
+        text's "#2", ``"site": 7`` its "#7 of 10")."""
+        return {
+            "recipe": self.recipe,
+            "batch": self.batch,
+            "gate": self.gate,
+            "checks": self.checks,
+            "passes": [{"step": k, "name": name} for k, name in enumerate(self.passes, 1)],
+            "final_breach": self.final_breach,
+            "first_bad_pass": self._bad_pass(),
+            "sites": self._sites() if self.first_bad_step is not None else None,
+            **self.provenance,
+        }
+
+    def _bad_pass(self) -> dict[str, Any] | None:
+        if self.first_bad_step is None:
+            return None
+        step, where, breach = self.first_bad_step, self.pass_where, self.pass_breach
+        return {"step": step, "name": self.first_bad_pass, "where": where, "breach": breach}
+
+    def _sites(self) -> dict[str, Any]:
+        bad = None
+        if self.first_bad_site is not None:
+            bad = {
+                "site": self.first_bad_site,
+                "label": self.site_label,
+                "breach": self.site_breach,  # with sites 1..site rewritten
+                "alone_breach": self.site_alone_breach,  # with this site alone (null: it passes)
+            }
+        return {"exposed": self.exposes_sites, "total": self.sites_total, "first_bad": bad}
 
 
 class ToleranceGate:
@@ -128,12 +167,13 @@ def bisect_recipe(
         return ToleranceGate.name, ToleranceGate(feeds.for_batch(b), b)
 
     candidates = [batch] if batch is not None else list(recipe.batch_sizes)
+    provenance = _provenance(recipe, weights, data, trials, limit)
     manager = PassManager(registry, [Timing(), OpCount(), Checker(), Progress("bisect ")])
     report = None
     for b in candidates:
         gate_name, gate = make_gate(b)
         models = _run_prefixes(pipeline, manager, source.model, b)
-        report = BisectReport(str(recipe.path), b, gate_name, [s.name for s in steps])
+        report = BisectReport(str(recipe.path), b, gate_name, [s.name for s in steps], provenance=provenance)
         report.final_breach = _check(gate, models[-1], report)
         if report.final_breach is not None:
             _find_pass(gate, models, steps, report)
@@ -142,6 +182,22 @@ def bisect_recipe(
         log.info("batch %d: the final model passes the %s", b, gate_name)
     assert report is not None
     return report
+
+
+def _provenance(
+    recipe: Recipe, weights: Path | None, data: Sequence[DataSource], trials: Path | None, limit: int | None
+) -> dict[str, Any]:
+    """The environment, weights and data of the run; every gate runs on graphkit's onnxruntime
+    CPU sessions."""
+    from graphkit.ir.ort import CPU
+    from graphkit.pipeline.provenance import data_identity, environment, parity_data, weights_identity
+
+    return {
+        "environment": environment(),
+        "execution_provider": CPU,
+        "weights": weights_identity(recipe, weights),
+        "data": data_identity(data, trials=trials, limit=limit) if data else parity_data(recipe),
+    }
 
 
 def _run_prefixes(
@@ -171,7 +227,7 @@ def _find_pass(
             good = mid
         else:
             bad, breach = mid, why
-    report.first_bad_pass = bad - 1
+    report.first_bad_step = bad  # models[bad] is the model after passes 1..bad
     report.pass_where = steps[bad - 1].where
     report.pass_breach = breach
 
@@ -184,8 +240,8 @@ def _find_site(
     registry: PassRegistry,
     report: BisectReport,
 ) -> None:
-    k = report.first_bad_pass
-    assert k is not None
+    assert report.first_bad_step is not None
+    k = report.first_bad_step - 1  # 0-based below: the pipeline's own indices
     step, before = pipeline.steps[k], models[k]
     spec = registry.get(step.name)
     report.exposes_sites = spec.takes_sites
@@ -217,7 +273,7 @@ def _find_site(
     site = bad - 1
     if good == 0 and _check(gate, with_sites(first_sites(0)), report) is not None:
         return  # even with no site rewritten the pass breaks the model: not a site's doing
-    report.first_bad_site = site
+    report.first_bad_site = site + 1
     report.site_label = everything.offered[site]
     report.site_breach = breach
     report.site_alone_breach = _check(gate, with_sites(Sites(lambda i: i == site)), report)
@@ -229,25 +285,22 @@ def render(report: BisectReport) -> str:
         lines.append("the final model passes: nothing to bisect")
         return "\n".join(lines)
     lines.append(f"final model: {report.final_breach}")
-    k = report.first_bad_pass
-    assert k is not None
-    before = ", ".join(report.passes[:k]) or "none"
-    lines.append(
-        f"first bad pass: #{k + 1} '{report.passes[k]}' ({report.pass_where}); passes before it: {before}"
-    )
+    step, name = report.first_bad_step, report.first_bad_pass
+    assert step is not None
+    before = ", ".join(report.passes[: step - 1]) or "none"
+    lines.append(f"first bad pass: #{step} '{name}' ({report.pass_where}); passes before it: {before}")
     lines.append(f"  {report.pass_breach}")
     if not report.exposes_sites:
-        lines.append(f"  '{report.passes[k]}' does not expose its sites; it cannot be narrowed further")
+        lines.append(f"  '{name}' does not expose its sites; it cannot be narrowed further")
     elif report.first_bad_site is None:
         lines.append(
             f"  {report.sites_total} site(s); no single site is to blame (the pass breaks the model "
             "even with none of its sites rewritten, or only with all of them)"
         )
     else:
-        lines.append(
-            f"first bad site: #{report.first_bad_site + 1} of {report.sites_total}: {report.site_label}"
-        )
-        lines.append(f"  with sites 1..{report.first_bad_site + 1}: {report.site_breach}")
+        site = report.first_bad_site
+        lines.append(f"first bad site: #{site} of {report.sites_total}: {report.site_label}")
+        lines.append(f"  with sites 1..{site}: {report.site_breach}")
         alone = report.site_alone_breach
         lines.append(
             "  alone: "

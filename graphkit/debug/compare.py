@@ -223,6 +223,7 @@ class CompareReport:
     rows: list[Row]
     notes: list[str] = field(default_factory=list)
     skipped: dict[str, int] = field(default_factory=dict)  # e.g. {"untyped": 3, "not_in_candidate": 2}
+    provenance: dict[str, Any] = field(default_factory=dict)  # environment, files (compare_run sets it)
 
     @property
     def first_divergent(self) -> Row | None:
@@ -270,6 +271,7 @@ class CompareReport:
                 "counts": self.counts,
                 "notes": self.notes,
                 "rows": [{**asdict(r), "status": r.status} for r in self.rows],
+                **self.provenance,
             }
         )
 
@@ -350,7 +352,8 @@ def render(report: CompareReport, limit: int = 10) -> str:
     lines += _table("network outputs", outs)
     first = report.first_divergent
     if inner:
-        lines += ["", *_table(f"worst {len(worst)} of {len(inner)} intermediate tensors", worst)]
+        title = f"worst {len(worst)} of {len(inner)} intermediate tensors, {RANKING}"
+        lines += ["", *_table(title, worst, ranked=True)]
     if moved:
         lines += ["", f"rewritten ({len(moved)}; another quantity under the same name, not judged):"]
         lines += [f"  {r.tensor} ({r.op_type or '-'}): {r.rewritten}" for r in moved[:limit]]
@@ -383,15 +386,20 @@ def render(report: CompareReport, limit: int = 10) -> str:
     return "\n".join(lines)
 
 
+RANKING = "abnormal first, then by 1-cos, largest first"  # ties: by rel-euclid
+
+
 def _badness(r: Row) -> tuple:
     m = r.metrics
     return (not r.abnormal, m.cosine if m else -2.0, -(m.rel_euclid if m else math.inf))
 
 
-def _table(title: str, rows: Sequence[Row]) -> list[str]:
+def _table(title: str, rows: Sequence[Row], *, ranked: bool = False) -> list[str]:
+    """``ranked``: a ``1-cos`` column first, the figure :func:`_badness` ranks by (cosines of
+    0.9999991 and 0.9999999 both print as 1.000000)."""
     head = (
-        "tensor", "op", "shape", "cosine", "max|Δ|", "rel-euclid", "KL", "RMSE", "mean-rel", "elemwise",
-        "min tol", "status",
+        "tensor", "op", "shape", *(["1-cos"] if ranked else []), "cosine", "max|Δ|", "rel-euclid", "KL",
+        "RMSE", "mean-rel", "elemwise", "min tol", "status",
     )  # fmt: skip
     table = [head]
     for r in rows:
@@ -400,6 +408,8 @@ def _table(title: str, rows: Sequence[Row]) -> list[str]:
         if m is not None:
             rest = (m.max_abs, m.rel_euclid, m.kl, m.rmse, m.mean_rel)
             nums = [f"{m.cosine:.6f}", *("-" if v is None else f"{v:.4g}" for v in rest)]  # KL
+        if ranked:
+            nums.insert(0, "-" if m is None else f"{1 - m.cosine:.2e}")
         e = r.elemwise
         nums += ["-", "-"] if e is None else ["ok" if e.ok else "FAIL", f"{e.min_abs:.2g} | {e.min_rel:.2g}"]
         status = "ABNORMAL" if r.abnormal else "ok"

@@ -25,6 +25,7 @@ def compare_emulated(a: Path, b: Path, mode: str, *, inputs: Path | None = None,
     from graphkit.ascend.precision import NOTE, PrecisionConfig, emulate
     from graphkit.debug.compare_run import compare_paths
     from graphkit.ir.io import load_model
+    from graphkit.pipeline.provenance import file_identity
     from graphkit.runners.emulate import check_mode
 
     mode = check_mode(mode, "--emulate")
@@ -39,5 +40,6 @@ def compare_emulated(a: Path, b: Path, mode: str, *, inputs: Path | None = None,
         del emulated
         report = compare_paths(a, path, inputs=inputs, **options)
     report.candidate = f"{b} (emulated {mode}, onnxruntime CPU)"
+    report.provenance["files"]["b"] = {**file_identity(b), "emulated": mode}  # not the temporary copy
     report.notes.append(f"B emulated under {mode}: {NOTE}")
     return report

@@ -5,7 +5,7 @@ judging them. This module does the first: it runs models under onnxruntime with 
 intermediate tensor exposed as a graph output (seeded or golden inputs), loads golden files and
 reads NPU output folders, and pairs the values up by name for each case of A vs B (model vs
 model, model vs golden, golden vs NPU folder, golden vs golden); for model vs model it also reads
-where each tensor sits in its graph (:func:`_sites`), the evidence that
+where each tensor sits in its graph (:mod:`graphkit.debug.compare_sites`), the evidence that
 :func:`graphkit.debug.wiring.rewritten` weighs. The metrics, the report, its files and the CLI are
 in :mod:`graphkit.debug.compare`, pure arithmetic that never imports this module; the I/O lives
 here (a file in an apply output folder is first checked against its manifest.json).
@@ -13,19 +13,17 @@ here (a file in an apply output folder is first checked against its manifest.jso
 
 from __future__ import annotations
 
-import functools
-import hashlib
 import logging
-from collections.abc import Iterable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import onnx
-from onnx import numpy_helper
 
 from graphkit.debug.compare import CompareReport, Feed, Thresholds, compare_tensor
+from graphkit.debug.compare_sites import tensor_sites
 from graphkit.debug.wiring import Site, rewritten
 from graphkit.errors import DataError, ModelError, UsageError
 from graphkit.ir.proto import is_onnx_domain
@@ -34,7 +32,6 @@ from graphkit.recipe import MAX_BATCH
 
 if TYPE_CHECKING:
     from graphkit.data.golden import Golden
-    from graphkit.debug.wiring import Operand, Use
 
 log = logging.getLogger("graphkit.debug.compare")
 
@@ -64,6 +61,21 @@ def compare_paths(
     a, b = Path(a), Path(b)
     kinds = (_kind(a), _kind(b))
     verify_listed(a, b, inputs)  # a stale or edited model or golden file of an apply: refused
+    report = _compare_case(a, b, kinds, inputs, batch, seed, thresholds, outputs_only)
+    report.provenance = _provenance(a, b, kinds, inputs, batch, seed)
+    return report
+
+
+def _compare_case(
+    a: Path,
+    b: Path,
+    kinds: tuple[str, str],
+    inputs: Path | None,
+    batch: int | None,
+    seed: int,
+    thresholds: Thresholds,
+    outputs_only: bool,
+) -> CompareReport:
     if "files" in kinds:
         if sorted(kinds) != ["files", "golden"]:
             raise UsageError(
@@ -80,6 +92,27 @@ def compare_paths(
         return _golden_vs_golden(a, b, thresholds)
     model, golden = (a, b) if kinds[0] == "model" else (b, a)
     return _model_vs_golden(model, golden, thresholds, outputs_only)
+
+
+def _provenance(
+    a: Path, b: Path, kinds: tuple[str, str], inputs: Path | None, batch: int | None, seed: int
+) -> dict[str, Any]:
+    """What compare.json records of the run: the environment, A's and B's identity, the inputs
+    fed (a golden file's, or seeded ones; model vs model) and where the models ran (graphkit's
+    own onnxruntime CPU sessions, :func:`graphkit.ir.ort.run_model`)."""
+    from graphkit.ir.ort import CPU
+    from graphkit.pipeline.provenance import environment, file_identity, path_identity
+
+    data: dict[str, Any] | None = None
+    if kinds == ("model", "model"):
+        seeded = {"seeded_rows": {"seed": seed, "batch": batch}}
+        data = file_identity(inputs) if inputs is not None else seeded
+    return {
+        "environment": environment(),
+        "execution_provider": CPU if "model" in kinds else None,
+        "files": {"a": path_identity(a), "b": path_identity(b)},
+        "data": data,
+    }
 
 
 _TAKES = "compare takes models, golden .npz files and NPU output folders"
@@ -129,84 +162,6 @@ def _node_tensors(graph: onnx.GraphProto) -> tuple[list[str], dict[str, str]]:
                 ops[name] = node.op_type
                 order.append(name)
     return order, ops
-
-
-_VIEWS = frozenset({"Identity", "Squeeze", "Unsqueeze", "Dropout"})  # output 0 holds input 0's values
-_NO_VALUE = frozenset({"Shape", "Size"})  # they read a tensor's shape only
-
-
-def _sites(graph: onnx.GraphProto, names: Iterable[str]) -> dict[str, Site]:
-    """The :class:`~graphkit.debug.wiring.Site` of each name, from the graph's own nodes (a
-    subgraph that reads a tensor is not counted among its readers)."""
-    made: dict[str, tuple[onnx.NodeProto, int]] = {}
-    readers: dict[str, list[onnx.NodeProto]] = {}
-    consts: dict[str, onnx.TensorProto | onnx.AttributeProto] = {t.name: t for t in graph.initializer}
-    for node in graph.node:
-        if node.op_type == "Constant" and is_onnx_domain(node.domain) and len(node.attribute) == 1:
-            consts[node.output[0]] = node.attribute[0]
-        made.update((name, (node, k)) for k, name in enumerate(node.output))
-        for name in dict.fromkeys(node.input):
-            readers.setdefault(name, []).append(node)
-    digests: dict[str, str] = {}
-
-    def view(node: onnx.NodeProto) -> bool:
-        return node.op_type in _VIEWS and is_onnx_domain(node.domain) and bool(node.input)
-
-    def source(name: str) -> str:  # back through the views that made it
-        while name in made and made[name][1] == 0 and view(made[name][0]):
-            name = made[name][0].input[0]
-        return name
-
-    def operand(name: str, me: str) -> Operand:
-        s = source(name) if name else ""
-        if s in consts:
-            if s not in digests:
-                digests[s] = _digest(consts[s])
-            return ("const", s, digests[s])
-        return ("absent",) if not s else ("self",) if s == me else ("data",)
-
-    def use(node: onnx.NodeProto, me: str, op: str) -> Use:
-        ins = list(node.input)
-        while ins and not ins[-1]:  # trailing optional inputs left out
-            ins.pop()
-        return op, tuple(operand(i, me) for i in ins)
-
-    @functools.cache
-    def site(s: str) -> Site:
-        if s in consts:
-            producer: Use = ("constant", (operand(s, ""),))
-        elif s in made:
-            node, k = made[s]
-            producer = use(node, s, f"{node.op_type}:{k}" if k else node.op_type)
-        else:
-            producer = (f"graph input {s}", ())
-        found, todo, seen = [], [s], set()
-        while todo:  # the readers of s and of its views
-            name = todo.pop()
-            for node in readers.get(name, ()):
-                if view(node) and node.input[0] == name:
-                    todo.append(node.output[0])
-                elif node.op_type not in _NO_VALUE and id(node) not in seen:
-                    seen.add(id(node))
-                    found.append(use(node, s, node.op_type))
-        return Site(producer, tuple(found))
-
-    return {n: site(source(n)) for n in names}
-
-
-def _digest(t: onnx.TensorProto | onnx.AttributeProto) -> str:
-    """A constant's dtype, shape without its size-1 axes and a hash of its values: equal for a
-    renamed copy, a lifted copy (w (O,I,K) as (O,I,1,K)) or a Constant made an initializer."""
-    if isinstance(t, onnx.AttributeProto):
-        if not t.HasField("t"):  # value_float, value_ints, ...: as written
-            return hashlib.blake2b(t.SerializeToString(), digest_size=16).hexdigest()
-        t = t.t
-    data = t.raw_data
-    if not data:
-        a = numpy_helper.to_array(t)
-        data = t.SerializeToString(deterministic=True) if a.dtype == object else a.tobytes()
-    dims = [d for d in t.dims if d != 1]
-    return f"{t.data_type}{dims}:" + hashlib.blake2b(data, digest_size=16).hexdigest()
 
 
 def _seeded_feed(model: onnx.ModelProto, batch: int | None, seed: int, label: str) -> Feed:
@@ -281,7 +236,7 @@ def _run(
     label = str(path)
     model = load_model(path)
     order, ops = _node_tensors(model.graph)
-    sites = _sites(model.graph, order) if wiring else {}
+    sites = tensor_sites(model.graph, order) if wiring else {}
     outputs = tuple(o.name for o in model.graph.output)
     feed = _seeded_feed(model, batch, seed, label) if feed is None else feed
     fed = _feed_for(model, feed, label)

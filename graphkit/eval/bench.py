@@ -14,15 +14,17 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import onnx
 
+from graphkit._progress import Stopwatch
 from graphkit.errors import UsageError
 from graphkit.ir.memory import check_fits, run_bytes
+from graphkit.pipeline.provenance import environment, execution_provider, weights_identity
 from graphkit.pipeline.reference import seeded_rows
 from graphkit.recipe import Recipe
 from graphkit.runners.base import Runner
@@ -43,6 +45,7 @@ class Timing:
     throughput: float  # rows per second
     loops: int
     timing: str  # "device" (the backend's own compute time) or "wall"
+    execution_provider: str | None = None  # where it ran (graphkit.pipeline.provenance)
 
 
 @dataclass
@@ -51,6 +54,7 @@ class BenchReport:
     runners: list[str]  # as given (files=..., ais_bench=1)
     batch_sizes: list[int]
     rows: list[Timing]
+    provenance: dict[str, Any] = field(default_factory=dict)  # environment, weights, data
 
     @property
     def kinds(self) -> list[str]:
@@ -65,6 +69,7 @@ class BenchReport:
             "runners": list(self.runners),
             "batch_sizes": list(self.batch_sizes),
             "rows": [asdict(r) for r in self.rows],
+            **self.provenance,
         }
 
 
@@ -110,17 +115,33 @@ def bench(
     factory = RecipeRunners(recipe, models_dir=models_dir, weights=weights)
     factory.check(choices, batch_sizes)  # every model is there before the first timing
     check_batch_memory(factory, choices, batch_sizes, batch_free=True)
+    provenance = {  # taken when the run starts: its timestamp is the run's
+        "environment": environment(),
+        "weights": weights_identity(recipe, weights),
+        "data": {"seeded_rows": {"seed": recipe.parity.seed}},
+    }
     rows: list[Timing] = []
+    heads = _heads(choices, batch_sizes)
     for b in batch_sizes:
         feeds = seeded_rows(recipe.inputs, b, recipe.parity.seed)
         for choice in choices:
+            head = heads[choice.kind, b]
+            log.info("%s  %d warmup + %d timed runs ...", head, warmup, loops)  # bs64: a minute or two
+            watch = Stopwatch()
             with factory.open(choice, b, label=choice.label) as runner:
                 stats = measure(runner, feeds, loops=loops, warmup=warmup)
-            log.info(
-                "  bs%-3d %-13s %8.2f ms  %8.2f rows/s", b, choice.kind, stats["mean_ms"], stats["throughput"]
-            )
-            rows.append(Timing(choice.kind, b, **stats))
-    return BenchReport(recipe, list(runners), batch_sizes, rows)
+                provider = execution_provider(runner)
+            mean, rate = stats["mean_ms"], stats["throughput"]
+            log.info("%s  %9.2f ms  %10.2f rows/s  (in %s)", head, mean, rate, watch)
+            rows.append(Timing(choice.kind, b, **stats, execution_provider=provider))
+    return BenchReport(recipe, list(runners), batch_sizes, rows, provenance)
+
+
+def _heads(choices: Sequence[RunnerChoice], batch_sizes: Sequence[int]) -> dict[tuple[str, int], str]:
+    """The start of every progress line, ``bench bs16  graphkit``, padded to one width."""
+    kinds = [c.kind for c in choices]
+    bw, kw = max(len(f"bs{b}") for b in batch_sizes), max(map(len, kinds))
+    return {(k, b): f"bench {f'bs{b}':<{bw}}  {k:<{kw}}" for k in kinds for b in batch_sizes}
 
 
 # Runners whose runs take this machine's memory (ort_cuda's take the GPU's, ais_bench's the NPU's).

@@ -18,6 +18,7 @@ limits on those deltas; the report records each breach (the CLI exits 1 on any).
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -25,14 +26,16 @@ from typing import Any
 
 import numpy as np
 
+from graphkit._progress import Clock, Counter, Stopwatch, eta_seconds, seconds_text
 from graphkit.data.scorefiles import read_asv_scores
 from graphkit.errors import DataError, UsageError
 from graphkit.eval import scoring as M
 from graphkit.eval.bench import check_batch_memory
 from graphkit.eval.gate import Breach, Gate
 from graphkit.eval.inputs import DataSource, EvalData, load_eval_data, run_batches, utterance_outputs
+from graphkit.pipeline.provenance import data_identity, environment, execution_provider, weights_identity
 from graphkit.recipe import Recipe
-from graphkit.runners.select import EVAL_RUNNERS, RecipeRunners, RunnerChoice, parse_runner
+from graphkit.runners.select import EVAL_RUNNERS, RecipeRunners, RunnerChoice, parse_runner, runner_labels
 
 log = logging.getLogger("graphkit")
 
@@ -46,6 +49,7 @@ class RunResult:
     embeddings: np.ndarray | None = None
     agreement: dict[str, float] = field(default_factory=dict)
     curve: tuple[np.ndarray, np.ndarray] | None = None  # (false accept, false reject) rates
+    execution_provider: str | None = None  # where it ran (graphkit.pipeline.provenance)
 
 
 @dataclass
@@ -63,6 +67,7 @@ class EvalReport:
     results: list[RunResult]
     gate: Gate = field(default_factory=Gate)
     breaches: list[Breach] = field(default_factory=list)
+    provenance: dict[str, Any] = field(default_factory=dict)  # environment, weights, data
 
     @property
     def reference(self) -> RunResult:
@@ -83,6 +88,7 @@ class EvalReport:
                 {
                     "runner": r.runner,
                     "batch": r.batch,
+                    "execution_provider": r.execution_provider,
                     "metrics": r.metrics,
                     "agreement": r.agreement,
                     "delta_to_reference": {k: v - ref.metrics[k] for k, v in r.metrics.items()},
@@ -94,6 +100,7 @@ class EvalReport:
                 "passed": not self.breaches,
                 "breaches": [b.as_dict() for b in self.breaches],
             },
+            **self.provenance,
         }
 
 
@@ -179,6 +186,11 @@ def evaluate(
     check_batch_memory(factory, choices, batch_sizes, batch_free=False)
     asv = read_asv_scores(asv_scores) if asv_scores else None
     prepared = load_eval_data(recipe, data, trials=trials, limit=limit, workers=2)
+    provenance = {  # taken when the run starts: its timestamp is the run's
+        "environment": environment(),
+        "weights": weights_identity(recipe, weights),
+        "data": data_identity(data, trials=trials, limit=limit),
+    }
     if task.kind == "speaker_verification":
         gate.check_trials(bool(prepared.trials))
     log.info(
@@ -191,29 +203,37 @@ def evaluate(
     )
     results: list[RunResult] = []
 
-    def run(choice: RunnerChoice, label: str, batch: int | None) -> None:
+    def run(choice: RunnerChoice, label: str, batch: int | None, head: str, eta: str) -> None:
         several = len(batch_sizes) > 1
+        b = batch or min(8, prepared.n_rows)
+        log.info("%s  %d rows in batches of %d ...%s", head, prepared.n_rows, b, eta)
         with factory.open(choice, batch, label=label, several=several, input_names=[task.input]) as runner:
-            b = batch or min(8, prepared.n_rows)
-            rows = run_batches(runner, prepared, b, task.input, task.output, _progress(label))
+            progress = progress_lines(head, prepared.n_rows)
+            rows = run_batches(runner, prepared, b, task.input, task.output, progress)
+            provider = execution_provider(runner)
         values = utterance_outputs(rows, prepared, task)
         metrics, scores, curve = task_metrics(values, prepared, asv)
         emb = values if task.kind == "speaker_verification" else None
-        results.append(RunResult(label, batch, metrics, scores, emb, curve=curve))
+        results.append(
+            RunResult(label, batch, metrics, scores, emb, curve=curve, execution_provider=provider)
+        )
 
-    for choice in choices:
-        if not choice.per_batch:
-            run(choice, choice.label, None)
-    for b in batch_sizes:
-        for choice in choices:
-            if choice.per_batch:
-                run(choice, f"{choice.label} bs{b}", b)
+    labels = runner_labels(choices)  # two files= folders: files:om_a, files:om_b
+    plan = [(c, name, None) for c, name in zip(choices, labels) if not c.per_batch]
+    plan += [(c, f"{name} bs{b}", b) for b in batch_sizes for c, name in zip(choices, labels) if c.per_batch]
+    width, digits = max(len(label) for _, label, _ in plan), len(str(len(plan)))
+    watch, eta = Stopwatch(), ""
+    for k, (choice, label, batch) in enumerate(plan):
+        run(choice, label, batch, f"eval [{k + 1:>{digits}}/{len(plan)}] {label:<{width}}", eta)
+        left = eta_seconds(k + 1, len(plan), watch.seconds)  # at the average run's pace so far
+        eta = f" (all runs: ETA {seconds_text(left)})" if left is not None else ""
     for r in results[1:]:
         r.agreement = agreement(r, results[0])
     metric = main_metric(prepared.kind, bool(prepared.trials))
     n_utts, n_trials = len(prepared.utterance_ids), len(prepared.trials)
     report = EvalReport(recipe, task.kind, n_utts, n_trials, metric, batch_sizes, factory.models_dir, results)
     report.gate, report.breaches = gate, gate.breaches(results)
+    report.provenance = provenance
     return report
 
 
@@ -222,12 +242,15 @@ def _default_runners(recipe: Recipe) -> list[RunnerChoice]:
     return [RunnerChoice(k) for k in [*kinds, "export", "graphkit"]]
 
 
-def _progress(label: str) -> Callable[[int, int], None]:
-    step = {"next": 0.0}
+def progress_lines(head: str, total: int, clock: Clock = time.monotonic) -> Callable[[int, int], None]:
+    """A :func:`~graphkit.eval.inputs.run_batches` callback: ``head`` then rows done of
+    ``total``, elapsed and ETA, throttled (:class:`graphkit._progress.Counter`: at most a line
+    every 5 s, about one per 10 %), and always the last line with the run's time."""
+    counter = Counter(total, "rows", clock=clock)
 
-    def report(done: int, total: int) -> None:
-        if done == total or done / total >= step["next"]:
-            log.info("  %-16s %3d/%d batches", label, done, total)
-            step["next"] = done / total + 0.25
+    def report(done: int, _total: int) -> None:
+        text = counter.update(done)
+        if text is not None:
+            log.info("%s  %s", head, text)
 
     return report

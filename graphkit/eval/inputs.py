@@ -230,17 +230,19 @@ def run_batches(
     progress: Callable[[int, int], None] | None = None,
 ) -> np.ndarray:
     """All rows through ``runner`` in batches of ``batch`` (the preprocess layout); the
-    ``output`` rows, padding dropped."""
+    ``output`` rows, padding dropped. ``progress(rows done, rows in all)`` after each batch."""
     batches = make_batches(data.n_rows, batch)
     out = []
+    done = 0
     with data.open_rows(batch) as reader:
-        for k, b in enumerate(batches):
+        for b in batches:
             x = reader.rows(b.items)
             result = runner.infer({input_name: x}, key=batch_key(input_name, b.index))
             out.append(np.asarray(result[output])[: b.valid])
             del x  # the next batch's rows are built before this name would be rebound
+            done += b.valid
             if progress:
-                progress(k + 1, len(batches))
+                progress(done, data.n_rows)
     return np.concatenate(out)
 
 

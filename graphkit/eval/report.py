@@ -1,43 +1,52 @@
-"""The reports of ``graphkit eval`` and ``graphkit bench``: tables, plots and their files."""
+"""The reports of ``graphkit eval`` and ``graphkit bench``: their tables, and their files (one
+folder per run, :mod:`graphkit.eval.runs`; the plots are :mod:`graphkit.eval.plots`)."""
 
 from __future__ import annotations
 
 import contextlib
 import json
 from pathlib import Path
-from typing import Any
-
-import numpy as np
 
 from graphkit._util import text_table
 from graphkit.eval.bench import BenchReport
 from graphkit.eval.evaluate import EvalReport
-from graphkit.ir.io import atomic_path, write_bytes
+from graphkit.eval.plots import plot_bench, plot_eval
+from graphkit.eval.runs import RunFolder, write_run
+from graphkit.ir.io import write_bytes
+
+EVAL_FILES = ("eval.json", "eval.png")
+BENCH_FILES = ("bench.json", "bench.png")
 
 
-def write_eval(report: EvalReport, out: Path | None = None) -> tuple[Path, Path]:
-    """``eval.json`` and ``eval.png`` in ``out`` (default ``<models>/eval``); returns their paths."""
+def write_eval(report: EvalReport, out: Path | None = None) -> RunFolder:
+    """``eval.json`` and ``eval.png`` of this run in a new folder under ``out`` (default
+    ``<models>/eval``), which ``out/latest`` then names (:mod:`graphkit.eval.runs`)."""
     out = report.models_dir / "eval" if out is None else Path(out)
+    data = report.as_dict()
+    note = emulation_note(report)
+    if note:
+        data["emulation_note"] = note
+
+    def write(folder: Path) -> None:
+        plot_eval(report, folder / "eval.png")
+        write_bytes(folder / "eval.json", (json.dumps(data, indent=2) + "\n").encode())
+
     with _result_folder_lock(out, "eval"):
-        plot_eval(report, out / "eval.png")
-        data = report.as_dict()
-        note = emulation_note(report)
-        if note:
-            data["emulation_note"] = note
-        write_bytes(out / "eval.json", (json.dumps(data, indent=2) + "\n").encode())
-    return out / "eval.json", out / "eval.png"
+        return write_run(out, EVAL_FILES, write)
 
 
-def write_bench(
-    report: BenchReport, out: Path | None = None, *, models_dir: Path | None = None
-) -> tuple[Path, Path]:
-    """``bench.json`` and ``bench.png`` in ``out`` (default ``<models>/bench``); returns their paths."""
+def write_bench(report: BenchReport, out: Path | None = None, *, models_dir: Path | None = None) -> RunFolder:
+    """``bench.json`` and ``bench.png`` of this run in a new folder under ``out`` (default
+    ``<models>/bench``), which ``out/latest`` then names."""
     if out is None:
         out = (models_dir or Path("out") / report.recipe.name) / "bench"
+
+    def write(folder: Path) -> None:
+        write_bytes(folder / "bench.json", (json.dumps(report.as_dict(), indent=2) + "\n").encode())
+        plot_bench(report, folder / "bench.png")
+
     with _result_folder_lock(out, "bench"):
-        write_bytes(out / "bench.json", (json.dumps(report.as_dict(), indent=2) + "\n").encode())
-        plot_bench(report, out / "bench.png")
-    return out / "bench.json", out / "bench.png"
+        return write_run(out, BENCH_FILES, write)
 
 
 def _result_folder_lock(out: Path, command: str) -> contextlib.AbstractContextManager[None]:
@@ -53,49 +62,42 @@ def _result_folder_lock(out: Path, command: str) -> contextlib.AbstractContextMa
 
 
 def render_eval(eval_report: EvalReport) -> str:
-    """The main metric per batch size and runner, with the agreement with the reference; the
-    emulated runners' agreement in columns of their own (an emulated om, not the fp32 model)."""
+    """Every metric the task computed, one row per runner and batch size (main metric first,
+    columns named as ``--max-delta`` names them), with the agreement with the reference."""
     report = eval_report.as_dict()
-    metric = report["main_metric"]
-    ref = report["reference"]
-    by = {(r["runner"], r["batch"]): r for r in report["results"]}
-    fixed = [r for r in report["results"] if r["batch"] is None]
-    per_batch = sorted({r["runner"].rsplit(" bs", 1)[0] for r in report["results"] if r["batch"] is not None})
-    groups = ["", *(["emulated"] if any(_emulated(n) for n in per_batch) else [])]
-    head = ["batch", *[r["runner"] for r in fixed], *per_batch]
-    for g in groups:
-        head += (
-            [f"Δ vs {ref}", "max|Δ| score", "min cos"]
-            if not g
-            else [f"Δ {g}", f"max|Δ| score {g}", f"min cos {g}"]
-        )
+    metric, ref, results = report["main_metric"], report["reference"], report["results"]
+    names = list(dict.fromkeys([metric, *results[0]["metrics"]]))
+    sv = report["task"] == "speaker_verification"
+    head = ["runner", "batch", *names, f"Δ {metric}", "max|Δ| score", *(["min cos"] if sv else [])]
     rows = [head]
-    for b in report["batch_sizes"]:
-        cells = [str(b)] + [f"{r['metrics'][metric]:.4f}" for r in fixed]
-        worst = {g: [0.0, 0.0, 1.0] for g in groups}  # metric delta, score delta, min cosine
-        compared = [(r["runner"], r) for r in fixed[1:]]
-        for name in per_batch:
-            r = by.get((f"{name} bs{b}", b))
-            cells.append("-" if r is None else f"{r['metrics'][metric]:.4f}")
-            compared += [] if r is None else [(name, r)]
-        for name, r in compared:
-            w = worst["emulated" if _emulated(name) else ""]
-            w[0] = max(w[0], abs(r["delta_to_reference"][metric]))
-            w[1] = max(w[1], r["agreement"].get("max_abs_score_delta", 0.0))
-            w[2] = min(w[2], r["agreement"].get("min_cosine", 1.0))
-        for g in groups:
-            delta, score, cos = worst[g]
-            sv = report["task"] == "speaker_verification"
-            cells += [f"{delta:.1e}", f"{score:.1e}", f"{cos:.7f}" if sv else "-"]
+    for i, r in enumerate(results):
+        batch = r["batch"]
+        runner = r["runner"] if batch is None else r["runner"].removesuffix(f" bs{batch}")
+        cells = [runner, "-" if batch is None else str(batch)]
+        cells += [_metric(r["metrics"].get(k)) for k in names]
+        if i == 0:
+            cells += ["(reference)", "-", *(["-"] if sv else [])]
+        else:
+            a = r["agreement"]
+            cells += [_delta(r["delta_to_reference"][metric]), f"{a.get('max_abs_score_delta', 0.0):.1e}"]
+            cells += [f"{a['min_cosine']:.7f}" if "min_cosine" in a else "-"] if sv else []
         rows.append(cells)
-    note = emulation_note(eval_report)
-    return (
-        f"{metric} ({report['utterances']} utterances"
-        + (f", {report['trials']} trials)" if report["trials"] else ")")
-        + "\n"
-        + text_table(rows)
-        + (f"\n{note}" if note else "")
+    trials = f", {report['trials']} trials" if report["trials"] else ""
+    title = (
+        f"{report['recipe']['name']}: {report['utterances']} utterances{trials}; "
+        f"main metric {metric}; Δ and agreement against {ref}"
+        + ("; batch '-': runs once, at any batch size" if any(r["batch"] is None for r in results) else "")
     )
+    note = emulation_note(eval_report)
+    return f"{title}\n{text_table(rows)}" + (f"\n{note}" if note else "")
+
+
+def _metric(value: float | None) -> str:
+    return "-" if value is None else f"{value:.4f}"
+
+
+def _delta(value: float) -> str:
+    return "0" if value == 0 else f"{value:+.1e}"
 
 
 def _emulated(runner: str) -> bool:
@@ -124,26 +126,6 @@ def render_gate(report: EvalReport) -> list[str]:
     return [b.line() for b in report.breaches]
 
 
-def plot_eval(report: EvalReport, path: Path) -> None:
-    """DET-style FRR/FAR curves per runner (PNG, written atomically)."""
-    plt = _pyplot()
-    fig, ax = plt.subplots(figsize=(6, 5))
-    floor = 1e-4
-    for result in report.results:
-        assert result.curve is not None
-        far, frr = result.curve
-        name = result.runner
-        ax.plot(np.maximum(far, floor), np.maximum(frr, floor), label=name, linewidth=1)
-    ax.set_xscale("log")
-    ax.set_yscale("log")
-    ax.set_xlabel("false acceptance rate")
-    ax.set_ylabel("false rejection rate")
-    ax.set_title(f"{report.recipe.name}: DET curve ({report.main_metric}) per runner")
-    ax.grid(True, which="both", alpha=0.3)
-    ax.legend(fontsize=7)
-    _save(fig, path)
-
-
 def render_bench(bench_report: BenchReport) -> str:
     """Latency and throughput per batch size and runner, and the throughput ratios."""
     report = bench_report.as_dict()
@@ -169,37 +151,3 @@ def render_bench(bench_report: BenchReport) -> str:
         cells += [f"{by[(n, b)]['throughput'] / by[(base, b)]['throughput']:.2f}" for n in others]
         lines.append(cells)
     return text_table(lines)
-
-
-def plot_bench(report: BenchReport, path: Path) -> None:
-    """Throughput per batch size and runner (PNG, written atomically)."""
-    plt = _pyplot()
-    fig, ax = plt.subplots(figsize=(6, 4))
-    for name in report.kinds:
-        pts = [(r.batch, r.throughput) for r in report.rows if r.runner == name]
-        ax.plot([p[0] for p in pts], [p[1] for p in pts], marker="o", label=name)
-    ax.set_xscale("log", base=2)
-    ax.set_xlabel("batch size")
-    ax.set_ylabel("throughput (rows/s)")
-    ax.set_title(f"{report.recipe.name}: throughput per batch size")
-    ax.grid(True, alpha=0.3)
-    ax.legend()
-    _save(fig, path)
-
-
-def _pyplot() -> Any:
-    import matplotlib
-
-    matplotlib.use("Agg")  # no display: files only
-    import matplotlib.pyplot as plt
-
-    return plt
-
-
-def _save(fig: Any, path: Path) -> None:
-    fig.tight_layout()
-    with atomic_path(path) as tmp:
-        fig.savefig(tmp, format="png", dpi=110)
-    import matplotlib.pyplot as plt
-
-    plt.close(fig)

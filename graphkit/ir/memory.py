@@ -112,7 +112,7 @@ def run_bytes(model: onnx.ModelProto, batch: int | None = None, axes: Mapping[st
         inferred = sized
     sizes = {v.name: _value_bytes(v) for v in [*inferred.graph.value_info, *inferred.graph.output]}
     sizes |= {v.name: _value_bytes(v) for v in inferred.graph.input if v.name not in weights}
-    fixed = sum(init.ByteSize() for init in graph.initializer)
+    fixed = sum(_stored_bytes(init) for init in graph.initializer)
     inputs = sum(sizes.get(v.name) or 0 for v in graph.input if v.name not in weights)
     peak = _live_peak(inferred.graph, sizes, weights)
     activations = max(peak, inputs)
@@ -190,7 +190,7 @@ def _with_batch(model: onnx.ModelProto, batch: int | None, axes: Mapping[str, in
     g.input.extend(graph.input)
     g.output.extend(graph.output)
     for init in graph.initializer:
-        if init.ByteSize() <= 4096:
+        if init.data_location != onnx.TensorProto.EXTERNAL and init.ByteSize() <= 4096:
             g.initializer.append(init)
         else:  # a weight: its type and shape only
             g.initializer.append(onnx.TensorProto(name=init.name, data_type=init.data_type, dims=init.dims))
@@ -199,3 +199,12 @@ def _with_batch(model: onnx.ModelProto, batch: int | None, axes: Mapping[str, in
             if not dim.HasField("dim_value"):
                 dim.dim_value = batch
     return skeleton
+
+
+def _stored_bytes(init: onnx.TensorProto) -> int:
+    """The bytes a weight takes in memory; one in an external data file holds only its name
+    here, so its size comes from its dims (a model read with ``load_external_data=False``)."""
+    if init.data_location != onnx.TensorProto.EXTERNAL:
+        return init.ByteSize()
+    itemsize = onnx.helper.tensor_dtype_to_np_dtype(init.data_type).itemsize
+    return math.prod(init.dims) * itemsize

@@ -12,6 +12,7 @@ from __future__ import annotations
 import threading
 from collections.abc import Mapping, Sequence
 from concurrent.futures import Future
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -28,13 +29,15 @@ class OrtFailure(Exception):
 
 
 def session(
-    model: onnx.ModelProto | bytes,
+    model: onnx.ModelProto | bytes | Path,
     *,
     threads: int | None = None,
     providers: Sequence[str] = (CPU,),
 ) -> Any:
-    """An onnxruntime session on an in-memory model (``threads``: intra- and inter-op threads;
-    None: onnxruntime's default). Raises whatever onnxruntime raises."""
+    """An onnxruntime session on an in-memory model, or on a model file (``Path``: onnxruntime
+    reads the external data it names from the file's folder; a model in memory cannot name
+    any). ``threads``: intra- and inter-op threads; None: onnxruntime's default. Raises
+    whatever onnxruntime raises."""
     import onnxruntime as ort
 
     ort.set_default_logger_severity(3)  # its optimizer's notes are not the user's business
@@ -44,7 +47,10 @@ def session(
     opts.enable_cpu_mem_arena = False
     if threads is not None:
         opts.intra_op_num_threads = opts.inter_op_num_threads = threads
-    data = model if isinstance(model, bytes) else model.SerializeToString()
+    if isinstance(model, Path):
+        data: bytes | str = str(model)
+    else:
+        data = model if isinstance(model, bytes) else model.SerializeToString()
     return ort.InferenceSession(data, opts, providers=list(providers))
 
 

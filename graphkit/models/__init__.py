@@ -26,18 +26,18 @@ BUILTIN_MODELS: dict[str, ModelInfo] = {
         builder="graphkit.models.ecapa:build_ecapa",
         inputs={"mel": (("B", 80, 200), "float32")},
         outputs=("embedding", "attention"),
-        summary="ECAPA-TDNN of the Ascend guide (Joovvhan variant, seed-models.md §4.2)",
+        summary="ECAPA-TDNN of the Ascend ModelZoo guide (Joovvhan variant)",
     ),
     "aasist_l": ModelInfo(
         builder="graphkit.models.aasist:build_aasist_l",
         inputs={"input": (("B", 64600), "float32")},
         outputs=("hidden", "logits"),
-        summary="AASIST-L anti-spoofing (clovaai/aasist config AASIST-L, seed-models.md §2)",
+        summary="AASIST-L anti-spoofing (clovaai/aasist config AASIST-L)",
     ),
     "aasist": ModelInfo(
         builder="graphkit.models.aasist:build_aasist",
         inputs={"input": (("B", 64600), "float32")},
         outputs=("hidden", "logits"),
-        summary="AASIST anti-spoofing (clovaai/aasist config AASIST, seed-models.md §2)",
+        summary="AASIST anti-spoofing (clovaai/aasist config AASIST)",
     ),
 }

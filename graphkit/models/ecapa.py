@@ -53,7 +53,7 @@ MODEL_INFO = ModelInfo(
     builder="graphkit.models.ecapa:build_ecapa",
     inputs={"mel": (("B", N_MELS, 200), "float32")},
     outputs=("embedding", "attention"),
-    summary="ECAPA-TDNN of the Ascend guide (Joovvhan variant, seed-models.md §4.2)",
+    summary="ECAPA-TDNN of the Ascend ModelZoo guide (Joovvhan variant)",
 )
 
 

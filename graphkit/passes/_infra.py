@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import importlib
 import inspect
+import json
 import re
 import typing
 from collections.abc import Callable, Mapping, Sequence
@@ -23,7 +24,7 @@ from dataclasses import dataclass, field
 from importlib.metadata import entry_points
 from typing import TYPE_CHECKING, Any, Literal
 
-from graphkit._util import did_you_mean
+from graphkit._util import did_you_mean, user_import_path
 from graphkit.errors import PassError, check_interrupted
 
 if TYPE_CHECKING:
@@ -189,6 +190,28 @@ class Param:
         kind = _type_name(self.annotation)
         return f"{self.name}: {kind}" + ("" if self.required else f" = {self.default!r}")
 
+    def as_dict(self) -> dict[str, Any]:
+        """The parameter as typed JSON values: ``{"name", "type", "default", "required"}``, the
+        default as the value a recipe writes (``false``, ``1e-06``, ``null``; ``null`` where it
+        is required), and ``choices`` for a parameter that takes one of a few literals."""
+        out: dict[str, Any] = {"name": self.name, "type": _type_name(self.annotation)}
+        if typing.get_origin(self.annotation) is Literal:
+            choices = list(typing.get_args(self.annotation))
+            out["type"] = " | ".join(sorted({_type_name(type(c)) for c in choices}))
+            out["choices"] = choices
+        out["default"] = None if self.required else _json_value(self.default)
+        out["required"] = self.required
+        return out
+
+
+def _json_value(value: Any) -> Any:
+    """``value`` where JSON can hold it (tuples as lists), else its repr: a third-party pass
+    may default to any object."""
+    try:
+        return json.loads(json.dumps(value, allow_nan=False))
+    except (TypeError, ValueError):
+        return repr(value)
+
 
 @dataclass(frozen=True)
 class PassSpec:
@@ -205,7 +228,7 @@ class PassSpec:
 
     def describe(self) -> dict[str, Any]:
         """Name, contract, first doc line and parameters (``graphkit passes --json``)."""
-        params = [p.describe() for p in self.params.values()]
+        params = [p.as_dict() for p in self.params.values()]
         return {"name": self.name, "contract": str(self.contract), "doc": self.doc, "params": params}
 
     def check_params(self, params: Mapping[str, Any], where: str) -> dict[str, Any]:
@@ -346,10 +369,14 @@ def load_reference(ref: str) -> PassSpec:
     if not module_name or not attr:
         raise PassError(f"pass reference '{ref}' is not of the form 'module:function'")
     try:
-        module = importlib.import_module(module_name)
+        with user_import_path():  # the current folder, as `python -m graphkit` has it
+            module = importlib.import_module(module_name)
     except ImportError as exc:
         check_interrupted(exc)  # a Ctrl-C during the import, not a missing module
-        raise PassError(f"pass reference '{ref}': cannot import module '{module_name}': {exc}") from None
+        why = f"cannot import module '{module_name}': {exc}"
+        if isinstance(exc, ModuleNotFoundError) and exc.name == module_name.split(".")[0]:
+            why += " (graphkit looks in the current folder, the recipe's folder and the installed packages)"
+        raise PassError(f"pass reference '{ref}': {why}") from None
     obj = getattr(module, attr, None)
     if obj is None:
         raise PassError(f"pass reference '{ref}': module '{module_name}' has no '{attr}'")

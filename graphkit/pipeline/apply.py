@@ -22,22 +22,35 @@ import numpy as np
 import onnx
 
 from graphkit import ascend as atc_mod
+from graphkit._progress import Heartbeat, Stopwatch
 from graphkit._util import one_line
 from graphkit.errors import PassError, UsageError
 from graphkit.ir.io import sha256_bytes, write_bytes
 from graphkit.ir.ort import OrtFailure
 from graphkit.ir.proto import declare_output_shapes, input_dims
 from graphkit.ir.publish import ResultFolder
+from graphkit.ir.weights import WEIGHTS_DIR, SharedWeights
 from graphkit.passes._infra import PassRegistry
 from graphkit.pipeline.events import PassRecord
 from graphkit.pipeline.expect import check_ops
-from graphkit.pipeline.instruments import Checker, Dump, Expect, Instrument, OpCount, Parity, Progress, Timing
+from graphkit.pipeline.instruments import (
+    Checker,
+    Columns,
+    Dump,
+    Expect,
+    Instrument,
+    OpCount,
+    Parity,
+    Progress,
+    Timing,
+)
 from graphkit.pipeline.manager import PassManager
 from graphkit.pipeline.outputs import FIXED, MANIFEST, file_digests, manifest_owned
 from graphkit.pipeline.precision import emulated_parity
 from graphkit.pipeline.precision import precision_files as precision_files_of
+from graphkit.pipeline.provenance import apply_record
 from graphkit.pipeline.reference import Feeds, Measurement, Reference
-from graphkit.pipeline.report import ApplyResult, BatchResult, build_manifest
+from graphkit.pipeline.report import ApplyResult, BatchResult, build_manifest, worst_figures
 from graphkit.pipeline.source import Source, load_source
 from graphkit.pipeline.steps import Pipeline
 from graphkit.recipe import Recipe
@@ -58,6 +71,7 @@ def apply_recipe(
     save_golden: bool = False,
     lint: bool = True,
     emulate: bool = True,
+    self_contained: bool = False,
 ) -> ApplyResult:
     """Run ``recipe`` and write its per-batch models, ``atc.sh``, the fusion switch file and
     ``manifest.json`` into ``out_dir`` (default ``out/<recipe name>``; all or nothing).
@@ -67,13 +81,18 @@ def apply_recipe(
     every final model: warnings are logged, errors stop the run before anything is written.
     ``emulate``: also run each final model under ATC's precision mode, emulated on CPU, for
     ``batches[].precision`` in the manifest (one more run per batch; the recipe's
-    ``precision: {emulate: false}`` skips it too)."""
+    ``precision: {emulate: false}`` skips it too). The models share their large weights
+    (``weights/``, see :mod:`graphkit.ir.weights`); ``self_contained`` writes each whole."""
     out_dir = Path("out") / recipe.name if out_dir is None else Path(out_dir)
     batch_sizes = tuple(batch_sizes or recipe.batch_sizes)
     registry = registry or PassRegistry()
-    with ResultFolder(out_dir, owned_by=manifest_owned, marker=MANIFEST, command="apply") as folder:
+    with (
+        ResultFolder(out_dir, owned_by=manifest_owned, marker=MANIFEST, command="apply") as folder,
+        Heartbeat(log) as heartbeat,  # a pass that runs long says so while it runs
+    ):
         staging = folder.staging
         names = _output_names(recipe, batch_sizes, save_golden, dump_passes)
+        names += [] if self_contained else [f"{WEIGHTS_DIR}/"]
         _refuse_overwrite(recipe, folder.target, names, [weights])
         source = load_source(recipe, weights=weights)
         _refuse_overwrite(recipe, folder.target, names, _external_files(source))
@@ -87,23 +106,29 @@ def apply_recipe(
         feeds = Feeds(recipe, source.reference, source.outputs) if parity or save_golden else None
         if feeds is not None and parity:  # refused in seconds, before any pass, not at bs64's turn
             feeds.check_memory(batch_sizes)
-        manager = PassManager(registry, [*base, *_dump(dump_dir, "all"), Progress("all ")])
+        dumps = _dump(dump_dir, "all")
+        for dump in dumps:  # what the first pass gets: passes/all_00_export.onnx
+            dump.save_start(source.model, "export" if source.info.get("kind") == "torch" else "source")
+        columns = _columns(pipeline, batch_sizes)
+        manager = PassManager(registry, [*base, *dumps])
         extra: list[Instrument] = [Parity(feeds.stage1(), "")] if feeds is not None else []
+        extra.append(Progress("all", columns, heartbeat=heartbeat))  # last: its time covers the check
         model, records = pipeline.run(manager, source.model, stage="once", extra=extra)
 
         if not parity and recipe.precision.max_delta is not None:
             log.warning("precision.max_delta is not checked: --no-parity skips the emulated run too")
         batches = []
         seen_lint: set[tuple[str, str | None, str]] = set()
+        shared = None if self_contained else SharedWeights(staging)
         for b in batch_sizes:
-            label = f"bs{b} "
-            bm = PassManager(registry, [*base, *_dump(dump_dir, f"bs{b}"), Progress(label)])
+            label = columns.label_text(f"bs{b}")
+            progress = Progress(label, columns, heartbeat=heartbeat)
+            bm = PassManager(registry, [*base, *_dump(dump_dir, f"bs{b}"), progress])
             final, brecords = pipeline.run(bm, model, stage="per_batch", batch=b)
             data = final.SerializeToString()  # once: parity, the hash and the file share it
             figures = emulated = None
             if parity and feeds is not None:  # loading into onnxruntime also checks the weights
-                ref_b = feeds.for_batch(b)
-                measured = _check_batch(ref_b, data, b)
+                ref_b, measured = _check_batch(feeds, data, b, label)
                 if measured is None:  # breach: localise it to a pass, with a check after each
                     check = Parity(ref_b, f", batch {b}")
                     final, brecords = pipeline.localise(bm, model, check=check, batch=b)
@@ -111,7 +136,7 @@ def apply_recipe(
                     measured = ref_b.measure(data, where=f"at batch {b}")
                 figures = measured.figures()
                 if emulate:  # one more run: the numerics of the om ATC builds
-                    emulated = emulated_parity(recipe, ref_b, final, b)
+                    emulated = emulated_parity(recipe, ref_b, final, b, label=label)
                 out_names = recipe.io_names()[1]  # what rename_io calls each output
                 shapes = {out_names.get(k, k): np.shape(v) for k, v in measured.outputs[0].items()}
             else:
@@ -123,6 +148,8 @@ def apply_recipe(
                 check_ops(final, recipe.expect_ops, f"{recipe.path}: batch {b}")
             findings = _lint(recipe, final, b, seen_lint) if lint else None
             name = f"{recipe.name}_bs{b}.onnx"
+            if shared is not None:  # the weights it shares with the other batch sizes, written once
+                data = shared.serialise(final, f"batch {b}")
             write_bytes(staging / name, data)
             if save_golden:
                 assert feeds is not None
@@ -130,7 +157,7 @@ def apply_recipe(
             batches.append(
                 BatchResult(b, name, sha256_bytes(data), brecords, figures, "", findings, emulated)
             )
-            log.info("%swritten (%.1f MB)", label, len(data) / 1e6)
+            log.info("%s written (%.1f MB%s)", label, len(data) / 1e6, _weights_note(shared))
 
         settings = _atc_settings(recipe, [*records, *(r for x in batches for r in x.records)])
         settings, precision_files = precision_files_of(settings, {*FIXED, *(x.file for x in batches)})
@@ -153,7 +180,10 @@ def apply_recipe(
         for file_name, content in precision_files.items():  # keep_dtype.cfg, mixlist.json
             write_bytes(staging / file_name, content)
         manifest = build_manifest(recipe, source, records, batches, settings, parity, batch_sizes)
-        manifest["files"] = file_digests(staging, {b.file: b.sha256 for b in batches})
+        manifest.update(apply_record(recipe, weights, parity))  # environment, weights, data
+        manifest["shared_weights"] = WEIGHTS_DIR if shared is not None and shared.sizes else None
+        known = {b.file: b.sha256 for b in batches} | (shared.digests if shared is not None else {})
+        manifest["files"] = file_digests(staging, known)
         write_bytes(staging / MANIFEST, (json.dumps(manifest, indent=2) + "\n").encode())
 
         files = folder.publish()
@@ -242,8 +272,14 @@ def _write_golden(staging: Path, recipe: Recipe, ref: Reference, batch: int) -> 
     write_golden_inputs(load_golden(path), staging / "golden" / f"bs{batch}")
 
 
-def _dump(directory: Path | None, prefix: str) -> list[Instrument]:
+def _dump(directory: Path | None, prefix: str) -> list[Dump]:
     return [Dump(directory, prefix)] if directory is not None else []
+
+
+def _weights_note(shared: SharedWeights | None) -> str:
+    if shared is None or not shared.sizes:
+        return ""
+    return f"; {WEIGHTS_DIR}/ holds {shared.total_bytes / 1e6:.1f} MB, shared by the batch sizes"
 
 
 def check_model_full(model: onnx.ModelProto, what: str, *, weights: bool = True) -> None:
@@ -262,16 +298,31 @@ def check_model_full(model: onnx.ModelProto, what: str, *, weights: bool = True)
         raise PassError(f"{what}: the final model is invalid: {one_line(str(exc).strip())}") from None
 
 
-def _check_batch(ref: Reference, model: bytes, batch: int) -> Measurement | None:
+def _columns(pipeline: Pipeline, batch_sizes: Sequence[int]) -> Columns:
+    """One set of column widths for every progress line of the run."""
+    labels = ["all", *(f"bs{b}" for b in batch_sizes)]
+    steps = max(len(pipeline.once), len(pipeline.per_batch))
+    names = [s.name.rpartition(":")[2] for s in pipeline.steps]  # my_passes:fn registers fn, mostly
+    return Columns.fit(labels, names, steps)
+
+
+def _check_batch(feeds: Feeds, model: bytes, batch: int, label: str) -> tuple[Reference, Measurement | None]:
+    """The reference at ``batch`` and the final model judged against it (None: a breach, or
+    onnxruntime cannot run it), each announced first: at batch 64 it is a run of a minute."""
+    rows = "1 row" if batch == 1 else f"{batch} rows"
+    log.info("%s parity check of the final model on %s ...", label, rows)
+    watch = Stopwatch()
+    ref = feeds.for_batch(batch)
     try:
         measured = ref.measure(model, where=f"at batch {batch}")
     except OrtFailure as exc:
         log.warning("batch %d: onnxruntime cannot run the final model (%s)", batch, exc)
-        return None  # localised by the per-pass re-run
+        return ref, None  # localised by the per-pass re-run
     if measured.failure is None:
-        return measured
+        log.info("%s parity ok in %s: %s", label, watch, worst_figures(measured.figures())[0])
+        return ref, measured
     log.warning("%s; re-running the per-batch passes with a check after each", measured.failure)
-    return None
+    return ref, None
 
 
 def _shapes(recipe: Recipe, batch: int) -> dict[str, tuple[int, ...]]:

@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import onnx
 
+from graphkit._progress import Stopwatch
 from graphkit._util import first_line
 from graphkit.errors import ModelError, check_interrupted
 from graphkit.ir.io import fds_to_debug_log
@@ -66,6 +67,7 @@ def export_onnx(
         )
     if not inputs or not output_names:
         raise ModelError("cannot export to ONNX: give at least one input and one output name")
+    watch = Stopwatch()
     examples, dynamic_axes = _example_inputs(torch, inputs)
     buffer = io.BytesIO()
     log_was_on = torch._C._jit_is_onnx_log_enabled()
@@ -102,6 +104,7 @@ def export_onnx(
             f"the exported graph has outputs {produced}, but output_names are {list(output_names)}"
         )
     _name_output_dims(model, {dim for axes in dynamic_axes.values() for dim in axes.values()})
+    logger.info("exported in %s (opset %d, %d nodes)", watch, opset, len(model.graph.node))
     return model
 
 

@@ -16,12 +16,14 @@ from __future__ import annotations
 import hashlib
 import logging
 import time
-from collections.abc import Callable, Collection
+from collections.abc import Callable, Collection, Iterable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import onnx
 
+from graphkit._progress import Heartbeat
 from graphkit._util import first_line
 from graphkit.errors import InvalidRewrite, ParityError
 from graphkit.ir.ort import OrtFailure
@@ -110,11 +112,18 @@ class Expect(Instrument):
 
 
 class Dump(Instrument):
-    """Writes every intermediate model to ``directory`` (``--dump-passes``)."""
+    """Writes every intermediate model to ``directory`` (``--dump-passes``): pass ``i`` (from 1)
+    of stage ``prefix`` as ``{prefix}_{i:02d}_{pass}.onnx``; :meth:`save_start` the model before
+    the first pass as ``{prefix}_00_{what}.onnx``, so a listing sorts in the order they ran."""
 
     def __init__(self, directory: Path, prefix: str) -> None:
         self.directory = directory
         self.prefix = prefix
+
+    def save_start(self, model: onnx.ModelProto, what: str) -> None:
+        from graphkit.ir.io import save_model
+
+        save_model(model, self.directory / f"{self.prefix}_00_{what}.onnx")
 
     def after_pass(self, event: PassEvent) -> None:
         from graphkit.ir.io import save_model
@@ -179,22 +188,62 @@ class Check(Instrument):
             raise ParityError(why, **event.located())
 
 
+@dataclass(frozen=True)
+class Columns:
+    """Widths of the progress lines' columns, the same for a whole run so that the lines of
+    every stage (``all``, ``bs1`` … ``bs128``) and pass (``replace_scatternd_with_concat``)
+    line up."""
+
+    label: int = 0
+    name: int = 20
+    steps: int = 1  # digits of the largest step count
+
+    @classmethod
+    def fit(cls, labels: Iterable[str], names: Iterable[str], steps: int) -> Columns:
+        return cls(max(map(len, labels), default=0), max([20, *map(len, names)]), len(str(steps)))
+
+    def label_text(self, label: str) -> str:
+        """``label`` padded to the column ('' stays '': a run without labels)."""
+        return label.ljust(self.label) if label else ""
+
+
 class Progress(Instrument):
-    def __init__(self, label: str = "") -> None:
-        self.label = label
+    """One line per pass: what it rewrote, its time and the time of the checks after it. Put it
+    after the other instruments (after :class:`Parity`): the checks' time is the time from the
+    end of the pass to this instrument's turn. With a ``heartbeat``, a pass and its checks that
+    run longer than the heartbeat's delay get a line while they run."""
+
+    def __init__(
+        self, label: str = "", columns: Columns | None = None, *, heartbeat: Heartbeat | None = None
+    ) -> None:
+        self.columns = columns or Columns()
+        self.label = self.columns.label_text(label.strip())
+        self.heartbeat = heartbeat
+        self._start = 0.0
+
+    def _head(self, event: PassEvent) -> str:
+        c = self.columns
+        step = f"[{event.index + 1}/{event.total}]".ljust(2 * c.steps + 3)
+        return f"{self.label} {step} {event.spec.name:<{c.name}}".lstrip()
+
+    def before_pass(self, event: PassEvent) -> None:
+        self._start = time.perf_counter()
+        if self.heartbeat is not None:
+            self.heartbeat.start(self._head(event).rstrip())
 
     def after_pass(self, event: PassEvent) -> None:
+        if self.heartbeat is not None:
+            self.heartbeat.stop()
         r = event.record
+        checks = max(0.0, time.perf_counter() - self._start - r.seconds)
+        nodes = f"{r.nodes_before}→{r.nodes_after}"
         log.info(
-            "%s[%d/%d] %-20s sites %-4d nodes %d→%d  %.2fs",
-            self.label,
-            event.index + 1,
-            event.total,
-            event.spec.name,
+            "%s  sites %-5d nodes %-11s %7.2fs  checks %6.2fs",
+            self._head(event),
             r.sites,
-            r.nodes_before,
-            r.nodes_after,
+            nodes,
             r.seconds,
+            checks,
         )
 
 

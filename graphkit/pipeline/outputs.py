@@ -13,6 +13,7 @@ from pathlib import Path, PurePosixPath
 
 from graphkit.ir.io import sha256_file
 from graphkit.ir.publish import Owned
+from graphkit.ir.weights import WEIGHTS_DIR
 
 MANIFEST = "manifest.json"
 FIXED = ("atc.sh", "fusion_switch.cfg", MANIFEST)  # what every apply writes besides the models
@@ -54,3 +55,9 @@ def file_digests(folder: Path, known: dict[str, str]) -> dict[str, str]:
         if rel != MANIFEST:
             out[rel] = known.get(rel) or sha256_file(path)
     return out
+
+
+def weight_files(listed: dict[str, str]) -> list[str]:
+    """The shared weights files (``weights/…``) a manifest's ``files`` lists: every model of the
+    folder reads some of them (see :mod:`graphkit.ir.weights`)."""
+    return [rel for rel in listed if rel.startswith(f"{WEIGHTS_DIR}/")]

@@ -20,6 +20,7 @@ from typing import Any
 
 import onnx
 
+from graphkit._progress import Stopwatch
 from graphkit.errors import ParityError, UsageError
 from graphkit.ir.ort import OrtFailure
 from graphkit.pipeline.reference import Reference
@@ -31,12 +32,13 @@ GIST = "emulated on CPU, not measured on an NPU"
 
 
 def emulated_parity(
-    recipe: Recipe, ref: Reference, model: onnx.ModelProto, batch: int
+    recipe: Recipe, ref: Reference, model: onnx.ModelProto, batch: int, *, label: str = ""
 ) -> dict[str, Any] | None:
     """``{"mode", "figures", "note"}`` of ``model`` under the recipe's precision mode, judged
     against ``ref`` (one onnxruntime run); None where the recipe skips it. A mode graphkit
     does not emulate (bf16) is logged and recorded as skipped. Raises ParityError where an
-    output moves further than ``precision.max_delta``."""
+    output moves further than ``precision.max_delta``. The run is announced first and timed
+    (``label``: the progress lines' batch column, default ``bs<batch>``)."""
     from graphkit.ascend.precision import NOTE, PrecisionConfig, emulate
 
     spec = recipe.precision
@@ -50,6 +52,9 @@ def emulated_parity(
         log.info("batch %d: no emulated figures: %s", batch, exc)
         return {"mode": recipe.atc.precision_mode or recipe.atc.precision_mode_v2, "skipped": str(exc)}
     where = f"at batch {batch} under emulated {config.mode}"
+    label = label or f"bs{batch}"
+    log.info("%s emulating %s on CPU ...", label, config.mode)
+    watch = Stopwatch()
     try:
         measured = ref.measure(emulate(model, config), where=where)
     except OrtFailure as exc:
@@ -68,7 +73,7 @@ def emulated_parity(
         ((n, c.max_abs) for n, c in measured.checks.items()),
         key=lambda kv: math.inf if math.isnan(kv[1]) else kv[1],
     )
-    log.info("bs%d emulated %s: max|Δ| %.2e (%s; %s)", batch, config.mode, worst, name, GIST)
+    log.info("%s emulated %s in %s: max|Δ| %.2e (%s; %s)", label, config.mode, watch, worst, name, GIST)
     if spec.max_delta is not None:
         out["max_delta"] = spec.max_delta
         if not worst <= spec.max_delta:  # NaN fails too

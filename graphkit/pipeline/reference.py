@@ -9,12 +9,14 @@ rows, fixed values, state warmed up by the model itself, and the recipe's real s
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 import numpy as np
 import onnx
 
+from graphkit._progress import Stopwatch
 from graphkit.data.samples import load_samples
 from graphkit.errors import DataError, ModelError, ParityError
 from graphkit.ir.arrays import load_npy
@@ -23,6 +25,7 @@ from graphkit.ir.ort import Feed, OrtFailure, run_model
 from graphkit.numerics import Check, check, failure_message, first_failure, worse
 from graphkit.recipe import InputSpec, ParitySpec, Recipe
 
+log = logging.getLogger("graphkit")
 DISTINCT_ROWS = 8  # per-batch checks draw their rows from at least this many distinct rows
 WARMUP = 3  # runs of the model that bring a state input from zero to a realistic value
 
@@ -188,6 +191,9 @@ class Feeds:
 
     def __init__(self, recipe: Recipe, model: onnx.ModelProto, outputs: Sequence[str]) -> None:
         spec = recipe.parity
+        samples = " and the recipe's samples" if spec.samples else ""
+        log.info("parity reference: the unmodified model on %d seeded rows%s ...", spec.batch, samples)
+        watch = Stopwatch()
         self.inputs = recipe.inputs
         self.model, self.outputs, self.spec = model, list(outputs), spec
         renames_in, renames_out, _ = recipe.io_names()
@@ -220,6 +226,8 @@ class Feeds:
             }
         else:
             self.reference = Reference(model, self.stage1_feeds, self.outputs, spec, self.names)
+        rows = sum(_rows(f, self.inputs) for f in self.reference.feeds)
+        log.info("parity reference ready in %s (%d rows)", watch, rows)
 
     def _check_feedback(self) -> None:
         names = [o.name for o in self.model.graph.output]

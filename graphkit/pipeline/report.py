@@ -101,14 +101,16 @@ def render_summary(result: ApplyResult) -> str:
     for r in result.all_records():
         batch = "all" if r.batch is None else str(r.batch)
         nodes = f"{r.nodes_before}→{r.nodes_after}"
-        rows.append((batch, r.name, str(r.sites), nodes, f"{r.seconds:.2f}s", *_worst(r.parity)))
+        rows.append((batch, r.name, str(r.sites), nodes, f"{r.seconds:.2f}s", *worst_figures(r.parity)))
     notes = set()
     for b in result.batches:
-        rows.append((str(b.batch), "(final model)", "", "", "", *_worst(b.parity)))
+        rows.append((str(b.batch), "(final model)", "", "", "", *worst_figures(b.parity)))
         p = b.precision or {}
         if p.get("figures"):  # the same model, ATC's numerics emulated on CPU
             bad = p.get("non_finite_outputs")
-            figures = (f"inf/NaN in {', '.join(bad)} (fp16 overflow)", "-") if bad else _worst(p["figures"])
+            figures = (
+                (f"inf/NaN in {', '.join(bad)} (fp16 overflow)", "-") if bad else worst_figures(p["figures"])
+            )
             rows.append((str(b.batch), f"(emulated {p['mode']})", "", "", "", *figures))
             notes.add(p["note"])
     lines = [text_table(rows)]
@@ -124,7 +126,7 @@ def render_summary(result: ApplyResult) -> str:
     return "\n".join(lines)
 
 
-def _worst(parity: dict | None) -> tuple[str, str]:
+def worst_figures(parity: dict | None) -> tuple[str, str]:
     """(the worst figures, the tolerance every output passes with) of one parity entry."""
     if not parity:
         return "-", "-"

@@ -101,7 +101,7 @@ def _torch_source(recipe: Recipe, weights: Path | None) -> Source:
             f"outputs ({', '.join(info.outputs)}), the recipe names {len(outputs)}"
         )
     module = build_module(recipe, weights)
-    log.info("exporting to ONNX (opset %d)", recipe.source.opset)
+    log.info("exporting to ONNX (opset %d) ...", recipe.source.opset)
     model = export_onnx(
         module,
         inputs={s.name: (list(s.shape), s.dtype) for s in recipe.inputs},

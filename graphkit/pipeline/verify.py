@@ -11,6 +11,8 @@ So before any work each consumer checks the folder against its ``manifest.json``
 - :func:`verify_listed`: a file that lies in such a folder (compare, which has no recipe) is the
   one the manifest lists.
 
+A model of the folder brings the shared weights files (``weights/``) it reads: checked with it.
+
 Each refusal is one :class:`UsageError` naming the folder, what differs and what to run.
 Hashes are cached per process by path, size and mtime: eval over six batch sizes hashes each
 model once (a 130 MB model takes about 0.2 s).
@@ -28,12 +30,12 @@ from typing import Any
 
 from graphkit.errors import DataError, UsageError
 from graphkit.ir.io import sha256_file
-from graphkit.pipeline.outputs import MANIFEST, read_manifest
+from graphkit.pipeline.outputs import MANIFEST, read_manifest, weight_files
 from graphkit.recipe import Recipe
 
 log = logging.getLogger("graphkit")
 
-_APPLY_NAMED = re.compile(r"[^/]+_bs\d+\.onnx|(golden|passes)/.+")  # what only apply writes
+_APPLY_NAMED = re.compile(r"[^/]+_bs\d+\.onnx|(golden|passes|weights)/.+")  # what only apply writes
 _SEARCH_UP = 3  # golden/bs4.npz, passes/x.onnx and golden/bs4/x.bin lie at most this deep
 
 
@@ -78,9 +80,16 @@ def verify_outputs(
         )
     _same_recipe(folder, manifest, recipe, fix)
     _same_source(folder, manifest, recipe, weights, fix)
-    for path in files:
-        _same_file(folder, Path(path), listed, fix)
+    for path in _with_weights(folder, files, listed):
+        _same_file(folder, path, listed, fix)
     return manifest
+
+
+def _with_weights(folder: Path, files: Sequence[Path], listed: dict[str, Any]) -> list[Path]:
+    """``files``, and the folder's shared weights files where one of them is a model there."""
+    paths = [Path(p) for p in files]
+    models = [p for p in paths if p.suffix == ".onnx" and p.resolve().parent == folder.resolve()]
+    return paths + ([folder / rel for rel in weight_files(listed)] if models else [])
 
 
 def _same_recipe(folder: Path, manifest: dict[str, Any], recipe: Recipe, fix: str) -> None:
@@ -148,6 +157,11 @@ def _same_file(folder: Path, path: Path, listed: dict[str, Any], fix: str) -> No
             f"{path}: not written by the apply that wrote {folder}/{MANIFEST} (it is not listed "
             f"there: a file of an earlier run or one copied in); run {fix} to write it again"
         )
+    if not path.exists():  # a weights file left behind when the models were copied
+        raise UsageError(
+            f"{path}: missing; the models of {folder} read their weights from it, so copy it "
+            f"with them, or run {fix} to write the folder again"
+        )
     digest = file_sha256(path)
     if digest != listed[rel]:
         raise UsageError(
@@ -179,5 +193,6 @@ def _verify_listed(path: Path) -> None:
             written = manifest.get("recipe")
             recipe = written.get("path", "RECIPE") if isinstance(written, dict) else "RECIPE"
             fix = f"`graphkit apply {recipe} -o {folder}`"
-            _same_file(folder, path, listed, fix)
+            for checked in _with_weights(folder, [path], listed):
+                _same_file(folder, checked, listed, fix)
         return

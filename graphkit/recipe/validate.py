@@ -8,6 +8,7 @@ parameters, their types), the lint rule ids and the built-in model names, in a
 
 from __future__ import annotations
 
+import contextlib
 import math
 from collections.abc import Collection
 from pathlib import Path
@@ -15,7 +16,7 @@ from typing import Any
 
 import onnx
 
-from graphkit._util import did_you_mean, one_line, show
+from graphkit._util import did_you_mean, one_line, show, user_import_path
 from graphkit.ascend.settings import settings_from_mapping
 from graphkit.errors import AtcConfigError, PassError, RecipeError
 from graphkit.recipe.catalog import Catalog, PassTable
@@ -247,8 +248,11 @@ def _passes(c: Checker, value: Any, table: PassTable) -> tuple[PassStep, ...]:
             expect = {k: _condition(c, v, f"{where}.expect.{k}") for k, v in expect_map.items()}
         if ":" in name and not _is_reference(name):
             raise c.fail(where, f"{show(name)} is not a pass name or a 'package.module:function' reference")
+        # a module:function is looked for beside the recipe too (a built-in name imports nothing)
+        search = user_import_path(c.path.parent) if ":" in name else contextlib.nullcontext()
         try:
-            spec = table.get(name)
+            with search:
+                spec = table.get(name)
             checked = spec.check_params(params, f"{c.path}: {where}.with")
         except PassError as exc:  # its messages quote the user's values as they are
             text = str(exc)

@@ -14,21 +14,31 @@ from graphkit._util import first_line
 from graphkit.errors import ModelError, RunnerError, RunnerUnavailable
 from graphkit.ir.ort import CPU, run_interruptible, session
 from graphkit.ir.proto import input_dims
+from graphkit.ir.weights import external_locations
 from graphkit.runners.base import Runner
 
 log = logging.getLogger("graphkit")
 
-# "auto" takes these, in this order, where the installed onnxruntime has them; CPU comes last
-# so that nodes a GPU provider cannot take still run.
-_ACCELERATED = ("TensorrtExecutionProvider", "CUDAExecutionProvider")
+# "auto" and "cuda" take these, in this order, where the installed onnxruntime has them; CPU
+# comes last so that nodes a GPU provider cannot take still run.
+CUDA = "CUDAExecutionProvider"
+_ACCELERATED = ("TensorrtExecutionProvider", CUDA)
 
 
 def choose_providers(providers: str | Sequence[str], available: Sequence[str]) -> list[str]:
-    """Providers for a session: ``"cpu"``, ``"auto"`` (GPU ones where available) or an explicit list."""
+    """Providers for a session: ``"cpu"``, ``"auto"`` (GPU ones where available, else CPU),
+    ``"cuda"`` (as auto, but CUDA or a :class:`RunnerUnavailable`) or an explicit list."""
     if isinstance(providers, str):
         if providers == "cpu":
             return [CPU]
-        if providers == "auto":
+        if providers == "cuda" and CUDA not in available:  # never CPU under a GPU runner's name
+            import onnxruntime as ort
+
+            raise RunnerUnavailable(
+                f"onnxruntime {ort.__version__} here has no {CUDA} (its providers: {', '.join(available)}); "
+                "install onnxruntime-gpu in place of onnxruntime, with the CUDA and cuDNN it needs"
+            )
+        if providers in ("auto", "cuda"):
             return [p for p in _ACCELERATED if p in available] + [CPU]
         providers = [providers]
     missing = [p for p in providers if p not in available]
@@ -38,6 +48,25 @@ def choose_providers(providers: str | Sequence[str], available: Sequence[str]) -
             "install onnxruntime-gpu for CUDA/TensorRT, or use providers='auto' or 'cpu'"
         )
     return list(providers)
+
+
+def _check_fallback(
+    asked: str | Sequence[str], chosen: Sequence[str], got: Sequence[str], where: str
+) -> None:
+    """onnxruntime falls back to CPU, with a warning, where a provider it lists cannot start (a
+    missing CUDA or cuDNN library): a RunnerUnavailable where that provider was required
+    (``"cuda"``: CUDA; an explicit list: each), a warning for ``"auto"``."""
+    lost = [p for p in chosen if p != CPU and p not in got]
+    required = [] if asked == "auto" else [CUDA] if asked == "cuda" else lost
+    if any(p in required for p in lost):
+        raise RunnerUnavailable(
+            f"{where}: onnxruntime could not start {', '.join(lost)} and fell back to {', '.join(got)}; "
+            "check that the CUDA and cuDNN libraries onnxruntime-gpu needs are installed and found"
+        )
+    if lost:
+        log.warning(
+            "%s: onnxruntime could not start %s; running on %s", where, ", ".join(lost), ", ".join(got)
+        )
 
 
 def static_batch(model: onnx.ModelProto) -> int | None:
@@ -66,8 +95,11 @@ class OnnxruntimeRunner(Runner):
 
     ``model``: a path, serialised bytes or a ModelProto. ``providers``: ``"cpu"`` (default),
     ``"auto"`` (TensorRT and CUDA execution providers where ``onnxruntime.get_available_providers()``
-    lists them, then CPU) or an explicit list. ``threads``: intra-op threads (None: onnxruntime's
-    default). ``batch`` is the model's static input batch, or None when the batch is symbolic.
+    lists them, then CPU), ``"cuda"`` (the same, but without CUDA a :class:`RunnerUnavailable`,
+    never a CPU run) or an explicit list; a session that could not start a provider it required
+    (onnxruntime falls back to CPU with a warning) is a RunnerUnavailable too. ``threads``:
+    intra-op threads (None: onnxruntime's default). ``batch`` is the model's static input batch,
+    or None when the batch is symbolic.
     """
 
     kind: ClassVar[str] = "onnxruntime"
@@ -105,12 +137,16 @@ class OnnxruntimeRunner(Runner):
         chosen = choose_providers(providers, ort.get_available_providers())
         if threads is not None and threads < 1:
             raise RunnerError(f"onnxruntime: threads must be >= 1, got {threads}")
+        # a model that keeps its weights beside it (apply's weights/) is opened from its file,
+        # so that onnxruntime finds them relative to its folder
+        source = Path(model) if isinstance(model, (str, Path)) and external_locations(proto) else data
         try:
-            self._session = session(data, threads=threads, providers=chosen)
+            self._session = session(source, threads=threads, providers=chosen)
         except Exception as exc:  # onnxruntime raises its own pybind exception types
             raise RunnerError(f"onnxruntime cannot load {where}: {first_line(exc)}") from None
         self.providers: tuple[str, ...] = tuple(self._session.get_providers())
-        if providers == "auto":
+        _check_fallback(providers, chosen, self.providers, where)
+        if providers in ("auto", "cuda"):
             log.info("onnxruntime providers: %s", ", ".join(self.providers))
         self.input_names = tuple(i.name for i in self._session.get_inputs())
         names = [o.name for o in self._session.get_outputs()]

@@ -17,6 +17,7 @@ from __future__ import annotations
 import importlib
 import importlib.util
 import inspect
+import os
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -47,12 +48,13 @@ RUNNER_KINDS: tuple[str, ...] = tuple(_BACKENDS)
 EVAL_RUNNERS = ("torch", "export", "graphkit", "ort_cuda", "emulate", "ais_bench", "files")
 BENCH_RUNNERS = ("export", "graphkit", "torch", "ort_cuda", "emulate", "ais_bench")
 BATCH_FREE = ("torch", "export")  # any batch: run once, not once per batch size
-# what tables call each kind (ort_cuda runs the same emitted models as graphkit)
+# what tables call each kind (ort_cuda runs the same emitted models as graphkit, on the GPU:
+# a label of its own, or its figures would pass for CPU ones)
 LABELS = {
     "torch": "torch",
-    "export": "plain export",
+    "export": "export",
     "graphkit": "graphkit",
-    "ort_cuda": "graphkit",
+    "ort_cuda": "ort_cuda",
     "emulate": "emulated",  # the emitted models under ATC's precision mode, on CPU
     "ais_bench": "ais_bench",
     "files": "files",
@@ -115,6 +117,41 @@ def parse_runner(text: str, allowed: Sequence[str] = EVAL_RUNNERS) -> RunnerChoi
     return RunnerChoice(kind, arg or None)
 
 
+def runner_labels(choices: Sequence[RunnerChoice]) -> list[str]:
+    """What tables and reports call each choice: its label, unless another choice has the same
+    one. Then a files= runner is called by its folder's name (``files:om_a``, ``files:om_b``;
+    by more of the path where the names are the same too), another by its ``--runner`` text
+    (``ort_cuda``), and a runner given twice by its place as well (``export #2``)."""
+    labels = [c.label for c in choices]
+    shared = {x for x in labels if labels.count(x) > 1}
+    files = [i for i, c in enumerate(choices) if c.kind == "files" and labels[i] in shared]
+    for i, tail in zip(files, _distinct_tails([str(choices[i].arg) for i in files])):
+        labels[i] = f"files:{tail}"
+    texts = [str(c) for c in choices]
+    for i, c in enumerate(choices):  # ort_cuda beside graphkit; not "export" beside "export"
+        if labels[i] in shared and c.kind != "files" and texts.count(texts[i]) == 1:
+            labels[i] = texts[i]
+    twice = {x for x in labels if labels.count(x) > 1}  # the same runner given twice
+    places = [sum(y == x for y in labels[: i + 1]) for i, x in enumerate(labels)]
+    return [f"{x} #{n}" if x in twice else x for x, n in zip(labels, places)]
+
+
+def _distinct_tails(folders: Sequence[str]) -> list[str]:
+    """For each folder the shortest end of its path that no other folder's path ends with
+    (``a/out``, ``b/out``, ``om``); the whole path where none does (the same folder twice)."""
+    parts = [Path(os.path.abspath(f)).parts for f in folders]
+
+    def tail(p: tuple[str, ...], k: int) -> str:
+        return Path(*p[-k:]).as_posix()
+
+    out = []
+    for i, p in enumerate(parts):
+        others = [q for j, q in enumerate(parts) if j != i]
+        k = next((k for k in range(1, len(p)) if all(tail(q, k) != tail(p, k) for q in others)), len(p))
+        out.append(tail(p, k))
+    return out
+
+
 def _files_options(text: str, arg: str) -> tuple[str, tuple[tuple[str, str], ...]]:
     """Split ``DIR,key=value,…`` into DIR and the options; a folder whose own name holds a
     comma stays whole when it exists."""
@@ -167,6 +204,18 @@ def open_runner(kind: str, **options: Any) -> Runner:
     return cls(**options)
 
 
+def _check_cuda() -> None:
+    """--runner ort_cuda where onnxruntime has no CUDA: said before any work, never run on CPU."""
+    import onnxruntime as ort
+
+    from graphkit.runners.onnxruntime import choose_providers
+
+    try:
+        choose_providers("cuda", ort.get_available_providers())
+    except RunnerUnavailable as exc:
+        raise RunnerUnavailable(f"--runner ort_cuda: {exc}, or use --runner graphkit for CPU") from None
+
+
 class RecipeRunners:
     """The runners of one recipe: its PyTorch module, its unmodified export, and the models
     ``graphkit apply`` wrote into ``models_dir`` (``<name>_bs<N>.onnx``, or ``.om`` on an NPU
@@ -206,6 +255,8 @@ class RecipeRunners:
                 assert choice.arg is not None
                 if not Path(choice.arg).is_dir():
                     raise DataError(f"{choice.arg}: output folder not found (--runner files=DIR)")
+            elif choice.kind == "ort_cuda":
+                _check_cuda()
             elif choice.kind == "emulate" and choice.arg is None:
                 from graphkit.runners.emulate import recipe_mode
 
@@ -245,7 +296,7 @@ class RecipeRunners:
         if batch is None:
             raise UsageError(f"runner '{choice}' runs the emitted model of one batch size; give the batch")
         if choice.kind in ("graphkit", "ort_cuda"):
-            providers = "auto" if choice.kind == "ort_cuda" else "cpu"
+            providers = "cuda" if choice.kind == "ort_cuda" else "cpu"
             return self._renamed(
                 open_runner("onnxruntime", model=self._emitted(batch), providers=providers, label=label)
             )

@@ -150,6 +150,21 @@ def lint_model(
     return [f for _, f in found]
 
 
+def lint_report(
+    findings: Sequence[Finding], *, soc: str, cann: str, gear: str | None, ignore: Collection[str] = ()
+) -> dict[str, Any]:
+    """What ``graphkit lint --json`` prints of a run (the CLI adds the model and environment):
+    the ATC target it checked for, the rules skipped, the counts and the findings."""
+    errors = sum(f.severity == ERROR for f in findings)
+    return {
+        "target": {"soc": soc, "cann": cann, "gear": gear},
+        "ignored": list(ignore),
+        "errors": errors,
+        "warnings": len(findings) - errors,
+        "findings": [f.as_dict() for f in findings],
+    }
+
+
 def render(findings: Sequence[Finding]) -> str:
     """A table, one finding a line (the long message last), and a count line."""
     head = ("SEVERITY", "RULE", "NODE", "OP", "FIX", "MESSAGE")

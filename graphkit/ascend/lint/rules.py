@@ -154,7 +154,7 @@ def _opset(v: _View) -> _Found:
         yield _OPSET_AT, Finding("opset", ERROR, None, None, msg, None)
     elif not 11 <= v.opset <= 17:
         why = "Pad's parser starts at v11" if v.opset < 11 else "18 is the newest opset the parsers know"
-        msg = f"opset {v.opset} is accepted, but the toolchain notes advise exporting at 11-17 (§3.1): {why}"
+        msg = f"opset {v.opset} is accepted, but 11-17 is the range to export at for ATC: {why}"
         yield _OPSET_AT, Finding("opset", WARNING, None, None, msg, None)
 
 
@@ -169,7 +169,7 @@ def _gear_allows(gear: str | None, axis: int, rank: int, cann: tuple[int, int]) 
 
 
 _GEAR_WHY = {
-    None: "no gear flag is given, so ATC needs each dim fixed by --input_shape (§1.4)",
+    None: "no gear flag is given, so ATC needs each dim fixed by --input_shape (ATC docs: --input_shape)",
     "dynamic_batch_size": "--dynamic_batch_size makes only dim 0 (N) dynamic",
     "dynamic_image_size": "--dynamic_image_size makes only H and W (dims 2, 3 of a 4-D input) dynamic",
     "input_shape_range": "--input_shape_range is reserved and unsupported before CANN 6.3",
@@ -198,11 +198,15 @@ def _dynamic_dim(v: _View) -> _Found:
             yield order, Finding("dynamic-dim", ERROR, vi.name, None, msg, fix)
     if v.gear == "dynamic_dims" and v.cann <= (7, 0) and total > 4:
         msg = (
-            f"--dynamic_dims takes at most 4 dynamic dims per gear up to CANN 7.0 (§1.4); inputs have {total}"
+            f"--dynamic_dims takes at most 4 dynamic dims per gear up to CANN 7.0 (ATC docs: "
+            f"--dynamic_dims); inputs have {total}"
         )
         yield _INPUTS_AT - 1, Finding("dynamic-dim", ERROR, None, None, msg, None)
     if v.gear == "input_shape_range" and v.cann >= (6, 3):
-        msg = "--input_shape_range is deprecated from CANN 6.3/7.0 (§1.4): give the ranges in --input_shape"
+        msg = (
+            "--input_shape_range is deprecated from CANN 6.3/7.0 (ATC docs: --input_shape_range): "
+            "give the ranges in --input_shape"
+        )
         yield _INPUTS_AT - 1, Finding("dynamic-dim", WARNING, None, None, msg, None)
 
 
@@ -240,7 +244,7 @@ def _resize_dynamic_scales(v: _View) -> _Found:
             if name and name not in site.consts:
                 p = v.producer.get(name)
                 by = f" (by {_label(p.node)}, {p.node.op_type})" if p else ""
-                msg = f"its {what} '{name}' is computed at run time{by}; ATC's Resize needs constants (§3.2)"
+                msg = f"its {what} '{name}' is computed at run time{by}; ATC's Resize needs them constant"
                 yield _at("resize-dynamic-scales", site, msg, fix="simplify")
 
 
@@ -250,7 +254,7 @@ def _pads(v: _View) -> _Found:
         attrs = _attrs(site.node)
         mode = attrs.get("mode", b"constant").decode()
         if mode == "reflect":
-            msg = f"reflect Pad is slow on the 310/310P ({v.soc}, §3.3); write it as Slice+Concat"
+            msg = f"reflect Pad is slow on the 310/310P ({v.soc}); write it as Slice+Concat"
             yield _at("pad-reflect", site, msg, severity=WARNING)
         if mode != "constant":
             continue
@@ -265,7 +269,7 @@ def _pads(v: _View) -> _Found:
             yield _at(
                 "pad-constant-value",
                 site,
-                f"constant_value {got}; ATC's Pad supports 0 only (§3.2)",
+                f"constant_value {got}; ATC's Pad supports 0 only (CANN ONNX operator list: Pad)",
                 fix="replace_pad_value" if name and value is not None else None,
             )
 
@@ -290,14 +294,14 @@ def _kernels(v: _View) -> _Found:
         k = max(kernel)
         if site.node.op_type == "Conv" and k > ops.WIDE_KERNEL:
             msg = (
-                f"kernel {kernel} is {k} wide (> {ops.WIDE_KERNEL}), slow on the 310/310P (§3.3); split "
+                f"kernel {kernel} is {k} wide (> {ops.WIDE_KERNEL}), slow on the 310/310P; split "
                 "it into sliced convs + ReduceSum (msit KnowledgeSplitLargeKernelConv)"
             )
             yield _at("wide-conv-kernel", site, msg, severity=WARNING)
         elif site.node.op_type == "AveragePool" and k > ops.POOL_KERNEL:
             msg = (
                 f"kernel {kernel} exceeds the ISA's pooling limit {ops.POOL_KERNEL}, so ATC adds "
-                "TransData/Transpose (§3.3); split it into cascaded pools (msit KnowledgeAvgPoolSplit)"
+                "TransData/Transpose; split it into cascaded pools (msit KnowledgeAvgPoolSplit)"
             )
             yield _at("avgpool-kernel", site, msg, severity=WARNING)
 
@@ -369,7 +373,7 @@ def _conv1d_chain(v: _View) -> _Found:
             where = "" if first.top else " inside a subgraph"
             msg = (
                 f"starts a chain of 1-D convolutions{where} ({span}); ATC lowers each Conv1d to Conv2D "
-                "with TransData layout conversions around it (§3.3)"
+                "with TransData layout conversions around it"
             )
             yield _at("conv1d-chain", first, msg, severity=WARNING, fix="conv1d_to_conv2d")
 
