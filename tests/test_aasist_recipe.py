@@ -1,9 +1,11 @@
 """Acceptance: `graphkit apply recipes/aasist.yaml --weights AASIST-L.pth` end to end.
 
-At every batch size the final model matches our PyTorch AASIST-L to max|Δ| ≤ 1e-4 on the
-logits, on seeded input and on real audio; it has no ScatterND, no GatherElements, no
-Transpose pair around a Softmax and no 1-D Conv; the scores of PyTorch and of the final ONNX
-rank all 260 real files identically; and the Ascend guide's 1/16 constant is caught.
+At every batch size the session applies (conftest.AASIST_BATCHES) the final model matches the
+export to max|Δ| ≤ 1e-4 on seeded input and real audio (apply's own check), and at 1, 4 and 16
+it matches our PyTorch AASIST-L to max|Δ| ≤ 1e-4 on seeded input and real audio; it has no
+ScatterND, no GatherElements, no Transpose pair around a Softmax and no 1-D Conv; the scores of
+PyTorch and of the final ONNX rank a spread of 24 of the 260 real files identically; and the
+Ascend guide's 1/16 constant is caught.
 """
 
 from __future__ import annotations
@@ -18,12 +20,18 @@ import yaml
 
 torch = pytest.importorskip("torch")
 
+from conftest import AASIST_BATCHES  # noqa: E402
+
 from graphkit import testing  # noqa: E402
 from graphkit.cli import main  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
 TESTS = Path(__file__).resolve().parent
-BATCHES = [1, 4, 8, 16, 32, 64]
+BATCHES = list(AASIST_BATCHES)
+# Against PyTorch: bs1, every row distinct (4), rows repeated (16). At 64 the one run of 64 rows
+# (~25 s) would repeat apply's own check of that model on real and seeded rows against the export,
+# whose match with PyTorch does not depend on the batch (test_aasist_model, at batch 1 and 3).
+AGAINST_PYTORCH = [1, 4, 16]
 
 
 @pytest.fixture(scope="module")
@@ -64,6 +72,7 @@ def test_manifest_and_files(emitted):
     for record in manifest["passes"] + [r for b in manifest["batches"] for r in b["passes"]]:
         assert record["nodes_after"] > 0  # the node count after each pass is recorded
     for b in manifest["batches"]:
+        assert b["parity"]["logits"]["max_abs"] <= 1e-4 and b["parity"]["hidden"]["max_abs"] <= 1e-4
         assert '--optypelist_for_implmode="Sigmoid"' in b["atc_command"]
         assert "--op_select_implmode=high_performance" in b["atc_command"]
         assert f'--input_shape="input:{b["batch"]},64600"' in b["atc_command"]
@@ -112,7 +121,7 @@ def reference(model, rows):
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("batch", BATCHES)
+@pytest.mark.parametrize("batch", AGAINST_PYTORCH)
 def test_matches_pytorch_on_seeded_and_real_audio(emitted, rows, reference, batch):
     idx = np.arange(batch) % len(rows)
     m = onnx.load(str(emitted / f"aasist_l_bs{batch}.onnx"))
@@ -134,7 +143,7 @@ def test_real_files_rank_identically(emitted, model, shared):
         )
     from graphkit.ir.ort import session
 
-    sess = session((emitted / "aasist_l_bs4.onnx").read_bytes())
+    sess = session(emitted / "aasist_l_bs4.onnx")
     got = np.concatenate([sess.run(["logits"], {"input": x[i : i + 4]})[0][:, 1] for i in range(0, 24, 4)])
     assert np.max(np.abs(got - ref)) <= 1e-4
     assert np.array_equal(np.argsort(ref, kind="stable"), np.argsort(got, kind="stable"))

@@ -126,3 +126,31 @@ def test_the_minimum_tolerance_is_exactly_the_boundary(ref, noise, max_abs, max_
     assert raised.ok
     if c.failing and math.isfinite(c.min_rel):
         assert check(ref, got, Tolerance(max_abs, c.min_rel * (1 + 1e-9) + 1e-15, None)).ok
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    ref=hnp.arrays(np.float32, st.integers(1, 12), elements=st.floats(-1e3, 1e3, width=32)),
+    noise=hnp.arrays(np.float32, 12, elements=st.floats(-0.25, 0.25, width=32)),
+    zeros=st.integers(0, 12),
+    max_abs=st.sampled_from([0.0, 1e-6, 1e-4, 1e3]),
+    max_rel=st.none() | st.sampled_from([0.0, 1e-4, 2.0]),
+    min_cosine=st.none() | st.sampled_from([0.99999, 1.0]),
+    extra_abs=st.sampled_from([0.0, 1e-5]),
+)
+def test_the_finite_fast_path_gives_the_general_paths_figures(
+    ref, noise, zeros, max_abs, max_rel, min_cosine, extra_abs
+):
+    """check() takes a shortcut where every value is finite (a 20 M-element output took seconds
+    on the general path); every figure it reports is the general path's, bit for bit."""
+    import graphkit.numerics as numerics
+
+    ref = ref.copy()
+    ref[:zeros] = 0.0  # zero references: max_rel's and min_rel's edge cases
+    got = ref + noise[: ref.size]
+    tol = Tolerance(max_abs, max_rel, min_cosine)
+    fast = check(ref, got, tol, extra_abs=extra_abs)
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(numerics, "_all_finite", lambda *arrays: False)
+        general = check(ref, got, tol, extra_abs=extra_abs)
+    assert repr(fast) == repr(general)  # repr: exact floats, and NaN == NaN

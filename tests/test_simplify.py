@@ -52,6 +52,16 @@ def planted(monkeypatch, tmp_path):
     worker.stop()  # before monkeypatch's own teardown unsets the variable
 
 
+@pytest.fixture
+def ctrl_c():
+    """Python's own SIGINT handler for the test. A pytest started with SIGINT ignored (a
+    background job of a non-interactive shell) has none: the SIGINT below would then be lost and
+    the interrupted call would wait for the stopped child for ever."""
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
+    yield
+    signal.signal(signal.SIGINT, previous)
+
+
 def test_a_crash_in_onnxsim_is_a_pass_error_naming_the_signal(planted, tmp_path):
     planted(worker.CRASH_VAR, "SIGSEGV")
     with pytest.raises(
@@ -66,7 +76,9 @@ def test_an_onnxsim_exception_shows_its_full_text_and_its_output_is_logged(plant
     planted(worker.RAISE_VAR, "[ONNXRuntimeError] : 1 : FAIL : bad Loop\n\n==> Context: Bad node spec")
     with caplog.at_level(logging.DEBUG, logger="graphkit.passes.simplify"):
         with pytest.raises(PassError) as info:
-            testing.apply_pass(tiny.with_shape_plumbing(), "simplify")
+            # one attempt: each retry would start a child that exits after the planted error
+            # (seconds of importing onnxsim each); the retries: test_when_every_retry_fails_...
+            testing.apply_pass(tiny.with_shape_plumbing(), "simplify", perform_optimization=False)
     want = (
         "onnxsim failed: RuntimeError: [ONNXRuntimeError] : 1 : FAIL : bad Loop | ==> Context: Bad node spec"
     )
@@ -86,7 +98,7 @@ def test_the_child_is_replaced_after_a_crash(planted, monkeypatch):
 
 
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads the child's state in /proc")
-def test_an_interrupted_call_kills_the_child_and_removes_its_folder(planted, tmp_path):
+def test_an_interrupted_call_kills_the_child_and_removes_its_folder(planted, tmp_path, ctrl_c):
     planted(worker.CRASH_VAR, "SIGSTOP")  # the child stops: a call that never returns
     worker.warm_up()
     child = worker._CHILD
@@ -173,3 +185,18 @@ def test_an_onnxsim_failure_is_retried_without_its_optimizer(monkeypatch, caplog
     assert calls == [(True, None), (True, ["eliminate_if_with_const_cond"]), (False, None)]
     assert "simplified without its optimizer (perform_optimization: false)" in caplog.text
     testing.assert_same_numbers(model, out)
+
+
+def test_when_every_retry_fails_the_first_error_is_raised(monkeypatch):
+    import graphkit.passes.simplify as mod
+
+    calls = []
+
+    def failing(data, options):
+        calls.append(options["perform_optimization"])
+        raise PassError(f"onnxsim failed: RuntimeError: attempt {len(calls)}")
+
+    monkeypatch.setattr(mod, "simplify_in_child", failing)
+    with pytest.raises(PassError, match=r"onnxsim failed: RuntimeError: attempt 1$"):
+        testing.apply_pass(tiny.with_shape_plumbing(), "simplify")
+    assert calls == [True, True, False]
