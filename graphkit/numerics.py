@@ -131,11 +131,7 @@ def check(reference: np.ndarray, candidate: np.ndarray, tol: Tolerance, *, extra
     big = mag > REL_FLOOR
     rel = np.where(big, d / np.where(big, mag, 1.0), 0.0)
     cosine, checked = _cosine(r, g, max_abs) if wide is np.float64 else (1.0, False)
-    why = None
-    if failing:
-        why = f"{failing} of {r.size} elements beyond {tol.describe(extra_abs).split(',')[0]}"
-    elif tol.min_cosine is not None and checked and not cosine >= tol.min_cosine:
-        why = f"cosine {cosine:.7f} < {tol.min_cosine}"
+    why = _why(failing, r.size, cosine, checked, tol, extra_abs)
     return Check(
         ok=why is None,
         why=why,
@@ -151,6 +147,17 @@ def check(reference: np.ndarray, candidate: np.ndarray, tol: Tolerance, *, extra
         size=int(r.size),
         cosine_checked=checked,
     )
+
+
+def _why(
+    failing: int, size: int, cosine: float, checked: bool, tol: Tolerance, extra_abs: float
+) -> str | None:
+    """Why a check fails (None: it passes): elements beyond the tolerance, else the cosine."""
+    if failing:
+        return f"{failing} of {size} elements beyond {tol.describe(extra_abs).split(',')[0]}"
+    if tol.min_cosine is not None and checked and not cosine >= tol.min_cosine:
+        return f"cosine {cosine:.7f} < {tol.min_cosine}"
+    return None
 
 
 def _all_finite(*arrays: np.ndarray) -> bool:
@@ -194,11 +201,7 @@ def _check_finite(
         cosine = 1.0 if nr == ng else 0.0
     else:
         cosine = float(np.clip(np.dot(r, g) / (nr * ng), -1.0, 1.0))
-    why = None
-    if failing:
-        why = f"{failing} of {r.size} elements beyond {tol.describe(extra_abs).split(',')[0]}"
-    elif tol.min_cosine is not None and checked and not cosine >= tol.min_cosine:
-        why = f"cosine {cosine:.7f} < {tol.min_cosine}"
+    why = _why(failing, r.size, cosine, checked, tol, extra_abs)
     return Check(
         ok=why is None,
         why=why,
