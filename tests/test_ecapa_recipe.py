@@ -44,9 +44,13 @@ def rows(librispeech) -> np.ndarray:
 def test_files_and_manifest(emitted):
     names = sorted(p.name for p in emitted.iterdir())
     assert names == sorted(
-        [f"ecapa_tdnn_bs{b}.onnx" for b in BATCHES] + ["atc.sh", "fusion_switch.cfg", "manifest.json"]
+        [f"ecapa_tdnn_bs{b}.onnx" for b in BATCHES]
+        + ["atc.sh", "fusion_switch.cfg", "manifest.json", "weights"]
     )
+    # the sizes share their weights: each stored once, every file listed in the manifest
+    shared = sorted(f"weights/{p.name}" for p in (emitted / "weights").iterdir())
     manifest = json.loads((emitted / "manifest.json").read_text())
+    assert shared and shared == sorted(f for f in manifest["files"] if f.startswith("weights/"))
     assert [b["batch"] for b in manifest["batches"]] == BATCHES
     conv = next(p for p in manifest["passes"] if p["name"] == "conv1d_to_conv2d")
     assert conv["sites"] == 29  # every Conv of the model
