@@ -43,12 +43,6 @@ def det_points(far: np.ndarray, frr: np.ndarray) -> tuple[np.ndarray, np.ndarray
     return far[keep], frr[keep]
 
 
-def eer_of_curve(far: np.ndarray, frr: np.ndarray) -> float:
-    """mean(FRR, FAR) at argmin |FRR − FAR|: the EER of :func:`~graphkit.eval.scoring.compute_eer`."""
-    i = int(np.argmin(np.abs(np.asarray(frr) - np.asarray(far))))
-    return float((frr[i] + far[i]) / 2)
-
-
 def frr_at(far: np.ndarray, frr: np.ndarray, grid: np.ndarray) -> np.ndarray:
     """FRR of the operating point with the largest FAR <= each grid value (a DET curve is a
     staircase: FAR falls and FRR rises along it, one score at a time)."""

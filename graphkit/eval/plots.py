@@ -15,6 +15,7 @@ import numpy as np
 from graphkit.eval import det
 from graphkit.eval.bench import BenchReport
 from graphkit.eval.evaluate import EvalReport, RunResult
+from graphkit.eval.scoring import eer_point
 from graphkit.ir.io import atomic_path
 
 
@@ -84,7 +85,7 @@ def _runner_name(r: RunResult) -> str:
 def _det_curve(ax: Any, result: RunResult, style: dict[str, Any]) -> None:
     assert result.curve is not None
     far, frr = result.curve
-    eer = det.eer_of_curve(far, frr)
+    eer, _ = eer_point(frr, far)
     x, y = det.det_points(far, frr)
     reference = " (reference)" if style.get("alpha") else ""
     label = f"{result.runner}{reference} — EER {100 * eer:.2f} %"

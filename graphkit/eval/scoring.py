@@ -77,8 +77,14 @@ def compute_eer(target_scores: np.ndarray, nontarget_scores: np.ndarray) -> tupl
     EER is a fraction (0.0106 = 1.06 %). Accept a score s when s > threshold.
     """
     frr, far, thresholds = compute_det_curve(target_scores, nontarget_scores)
-    i = int(np.argmin(np.abs(frr - far)))
-    return float((frr[i] + far[i]) / 2), float(thresholds[i])
+    eer, i = eer_point(frr, far)
+    return eer, float(thresholds[i])
+
+
+def eer_point(frr: np.ndarray, far: np.ndarray) -> tuple[float, int]:
+    """(EER, index) of a DET curve: mean(FRR, FAR) at argmin |FRR − FAR| (the plot marks it)."""
+    i = int(np.argmin(np.abs(np.asarray(frr) - np.asarray(far))))
+    return float((frr[i] + far[i]) / 2), i
 
 
 # --- t-DCF ----------------------------------------------------------------------------------
